@@ -1,0 +1,168 @@
+"""The ``villagesim`` command line.
+
+``villagesim check FILE`` validates a scenario; ``villagesim run FILE`` runs it and writes a
+results folder. A user error prints one line (``villagesim: error: ...``) and exits 2;
+there is no traceback for a bad file, and nothing half-written is left behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from villagesim import __version__
+from villagesim.errors import VillagesimError
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from villagesim.scenario import changed_parameters, load_scenario, scenario_hash
+
+    loaded = load_scenario(args.scenario)
+    s = loaded.scenario
+    print(f"{loaded.path}: OK")
+    print(f"  name:        {s.name}")
+    if s.description:
+        print(f"  question:    {s.description}")
+    if len(loaded.chain) > 1:
+        print(f"  extends:     {' -> '.join(str(p) for p in loaded.chain[1:])}")
+    pop = s.population
+    print(
+        f"  villages:    {pop.villages} x ~{pop.residents_per_village} registered residents"
+        f" ({pop.villages * pop.residents_per_village:,} persons)"
+    )
+    print(
+        f"  run:         {s.run.steps} weeks ({s.run.steps / 52:.1f} years), seed {s.run.seed}, {s.run.replicates} replicate(s)"
+    )
+    changed = {k: v for k, v in changed_parameters(s).items() if not k.startswith(("run.", "population."))}
+    if changed:
+        print("  differs from defaults:")
+        for path, (default, value) in changed.items():
+            print(f"    {path} = {value!r}  (default {default!r})")
+    for item in s.intervention:
+        sets = ", ".join(f"{k} = {v!r}" for k, v in item.set.items())
+        late = "  [after the last step: never takes effect]" if item.step > s.run.steps else ""
+        print(f"  intervention at week {item.step}: {sets}{late}")
+    print(f"  hash:        {scenario_hash(s)[:16]}")
+    return 0
+
+
+def _default_out(name: str) -> Path:
+    return Path("results") / name
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from villagesim.plots import run_figures
+    from villagesim.results import (
+        SCENARIO,
+        SUMMARY,
+        TIMESERIES,
+        VILLAGES,
+        atomic_folder,
+        provenance,
+        write_json,
+        write_parquet,
+    )
+    from villagesim.runner import run_scenario, summarise
+    from villagesim.scenario import apply_overrides, load_scenario, scenario_hash, scenario_to_toml
+
+    loaded = load_scenario(args.scenario)
+    scenario = loaded.scenario
+    overrides = {}
+    if args.seed is not None:
+        overrides["run.seed"] = args.seed
+    if args.steps is not None:
+        overrides["run.steps"] = args.steps
+    if args.replicates is not None:
+        overrides["run.replicates"] = args.replicates
+    if overrides:
+        scenario = apply_overrides(scenario, overrides, file="command line")
+    out = Path(args.out) if args.out else _default_out(scenario.name)
+    total = scenario.run.steps * scenario.run.replicates
+    with tqdm(total=total, unit="step", desc=scenario.name, disable=args.quiet or None, file=sys.stderr) as bar:
+        result = run_scenario(scenario, progress=bar.update)
+    digest = scenario_hash(scenario)
+    summary = {
+        "scenario": scenario.name,
+        "description": scenario.description,
+        "source_file": str(loaded.path),
+        "replicates": result.replicates,
+        "steps": scenario.run.steps,
+        "villages": scenario.population.villages,
+        "runtime_seconds": round(result.seconds, 3),
+        **provenance(scenario.run.seed, digest),
+        "outcomes": summarise(result.timeseries),
+    }
+    with atomic_folder(out) as tmp:
+        write_parquet(result.timeseries, tmp / TIMESERIES)
+        write_parquet(result.villages, tmp / VILLAGES)
+        (tmp / SCENARIO).write_text(
+            f"# resolved scenario of {loaded.path} (hash {digest[:16]})\n" + scenario_to_toml(scenario), encoding="utf-8"
+        )
+        run_figures(result.timeseries, tmp / "figures", scenario.name)
+        write_json(summary, tmp / SUMMARY)
+    o = summary["outcomes"]
+    print(
+        f"{scenario.name}: {result.replicates} replicate(s) x {scenario.run.steps} weeks in {result.seconds:.1f} s; "
+        f"final unmet need share {o['unmet_need_share']['final_mean']:.3f}, "
+        f"active volunteers {o['active_volunteers']['final_mean']:.1f}, mean trust {o['mean_trust']['final_mean']:.3f}"
+    )
+    print(f"results in {out}/")
+    return 0
+
+
+COMMAND_MODULES: list[str] = [
+    # each module defines register(subparsers) adding its subcommands
+]
+"""Modules that add further subcommands (compare, sweep, analyze, app, calibrate, validate)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="villagesim",
+        description="Test rural mutual-aid elderly-care policies on simulated villages.",
+    )
+    parser.add_argument("--version", action="version", version=f"villagesim {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("check", help="validate a scenario file and print a summary")
+    p.add_argument("scenario", help="scenario TOML file")
+    p.set_defaults(func=_cmd_check)
+
+    p = sub.add_parser("run", help="run a scenario and write a results folder")
+    p.add_argument("scenario", help="scenario TOML file")
+    p.add_argument("--out", help="results folder (default results/<scenario name>)")
+    p.add_argument("--seed", type=int, help="root seed (overrides run.seed)")
+    p.add_argument("--steps", type=int, help="weeks to run (overrides run.steps)")
+    p.add_argument("--replicates", type=int, help="replicates (overrides run.replicates)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_run)
+
+    import importlib
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``villagesim`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except VillagesimError as exc:
+        print(f"villagesim: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("villagesim: interrupted; no results were written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

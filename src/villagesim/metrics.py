@@ -1,0 +1,178 @@
+"""The outputs of MODEL.md §5, computed from the arrays with ``np.bincount`` by village.
+
+Two kinds of column:
+
+* **sums** (counts and hours) are computed per village and add up to the county total;
+* **ratios** (shares and means) are computed from sums, per village and for the total, so the
+  county's ``unmet_need_share`` is total unmet hours over total need hours, not a mean of
+  village shares.
+
+Columns a later feature fills (``time_bank_*``, ``facilities_*``, ``spend_*``) are present
+from the start and zero until that feature runs; a process reports them through
+``Week``-level ``extra`` sums (see :func:`village_sums`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from villagesim.population import AWAY, RESIDENT, World
+from villagesim.processes.week import KINDS, SOURCES, Week
+
+SUM_COLUMNS: list[str] = [
+    "residents",
+    "away",
+    "elders",
+    "elders_alone",
+    "disabled_elders",
+    "need_hours",
+    *[f"need_{k}" for k in KINDS],
+    *[f"met_hours_{s}" for s in SOURCES],
+    "unmet_hours",
+    "hidden_need_hours",
+    "elders_with_unmet_need",
+    "requests",
+    "handled_requests",
+    "matched_requests",
+    "platform_requests",
+    "volunteer_candidates",
+    "active_volunteers",
+    "volunteer_hours",
+    "emergencies",
+    "emergencies_late",
+    "deaths",
+    "outmigrations",
+    "returns",
+    "need_hours_alone",
+    "unmet_hours_alone",
+    # filled by the governance features; zero until they run
+    "time_bank_credited",
+    "time_bank_outstanding",
+    "redemptions",
+    "redemptions_failed",
+    "facilities_built",
+    "facilities_operating",
+    "facilities_idle",
+    "spend_total",
+    "spend_facility_building",
+    "spend_facility_running",
+    "spend_subsidies",
+    "spend_ngo",
+    "spend_publicity",
+    "spend_platform",
+]
+"""Columns that add up across villages."""
+
+_HIDDEN_SUMS = ["_trust_sum", "_awareness_sum", "_satisfaction_sum", "_answer_hours_sum"]
+
+RATIO_COLUMNS: dict[str, tuple[str, str, float]] = {
+    # name: (numerator, denominator, value when the denominator is zero)
+    "unmet_need_share": ("unmet_hours", "need_hours", 0.0),
+    "share_60plus": ("elders", "residents", 0.0),
+    "mean_trust": ("_trust_sum", "elders", 0.0),
+    "mean_awareness": ("_awareness_sum", "elders", 0.0),
+    "mean_satisfaction": ("_satisfaction_sum", "elders", 0.0),
+    "request_match_rate": ("matched_requests", "requests", 0.0),
+    "mean_answer_hours": ("_answer_hours_sum", "emergencies", 0.0),
+    "unmet_share_alone": ("unmet_hours_alone", "need_hours_alone", 0.0),
+    "redemption_success_rate": ("_redemptions_ok", "redemptions", 1.0),
+    "cost_per_met_hour": ("spend_total", "_met_hours_services", 0.0),
+}
+"""Columns derived from sums: per village and for the total."""
+
+COLUMNS: list[str] = SUM_COLUMNS + list(RATIO_COLUMNS)
+"""Every output column, in file order (after ``step``, ``replicate`` and, per village, ``village``)."""
+
+KEY_OUTCOMES = [
+    "unmet_need_share",
+    "elders_with_unmet_need",
+    "active_volunteers",
+    "volunteer_hours",
+    "matched_requests",
+    "requests",
+    "mean_trust",
+    "mean_awareness",
+    "mean_satisfaction",
+    "met_hours_family",
+    "met_hours_volunteer",
+    "met_hours_peer",
+    "deaths",
+    "residents",
+    "elders",
+    "share_60plus",
+    "spend_total",
+    "cost_per_met_hour",
+]
+"""Outcomes summarised in ``summary.json`` and compared between arms."""
+
+
+def village_sums(world: World, week: Week, extra: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """Matrix (villages x sum columns incl. hidden ones) of this step's sums."""
+    p = world.persons
+    n_v = week.n_villages
+    cols = SUM_COLUMNS + _HIDDEN_SUMS + ["_redemptions_ok", "_met_hours_services"]
+    out = np.zeros((n_v, len(cols)), dtype=np.float64)
+    index = {c: i for i, c in enumerate(cols)}
+
+    def put(name: str, rows: np.ndarray, weights: np.ndarray | None = None) -> None:
+        out[:, index[name]] = np.bincount(p.village[rows], weights=weights, minlength=n_v)
+
+    resident = p.status == RESIDENT
+    put("residents", np.flatnonzero(resident))
+    put("away", np.flatnonzero(p.status == AWAY))
+    e = week.elders
+    need = week.need.sum(axis=1)
+    unmet = week.remaining.sum(axis=1)
+    put("elders", e)
+    put("elders_alone", e, week.alone)
+    put("disabled_elders", e, p.care_level[e] >= 1)
+    put("need_hours", e, need)
+    for k, kind in enumerate(KINDS):
+        put(f"need_{kind}", e, week.need[:, k])
+    services = np.zeros(len(e))
+    for s in SOURCES:
+        met = week.met_of(s)
+        put(f"met_hours_{s}", e, met)
+        if s != "family":
+            services += met
+    put("_met_hours_services", e, services)
+    put("unmet_hours", e, unmet)
+    put("hidden_need_hours", e, unmet * ~week.asked)
+    put("elders_with_unmet_need", e, unmet > 0.01)
+    put("requests", e, week.asked)
+    put("handled_requests", e, week.handled)
+    put("matched_requests", e, week.matched)
+    put("need_hours_alone", e, need * week.alone)
+    put("unmet_hours_alone", e, unmet * week.alone)
+    put("_trust_sum", e, p.trust[e])
+    put("_awareness_sum", e, p.awareness[e])
+    put("_satisfaction_sum", e, p.satisfaction[e])
+    put("volunteer_candidates", np.flatnonzero(week.candidates))
+    put("active_volunteers", np.flatnonzero(p.active))
+    served = np.flatnonzero(p.served_hours > 0)
+    put("volunteer_hours", served, p.served_hours[served])
+    put("emergencies", np.flatnonzero(week.emergency))
+    put("emergencies_late", np.flatnonzero(week.late))
+    em = np.flatnonzero(week.emergency)
+    put("_answer_hours_sum", em, week.answer_hours[em])
+    put("deaths", np.flatnonzero(week.died))
+    put("outmigrations", np.flatnonzero(week.left))
+    put("returns", np.flatnonzero(week.returned))
+    for name, values in (extra or {}).items():
+        out[:, index[name]] += values
+    return out
+
+
+SUM_WITH_HIDDEN = SUM_COLUMNS + _HIDDEN_SUMS + ["_redemptions_ok", "_met_hours_services"]
+_INDEX = {c: i for i, c in enumerate(SUM_WITH_HIDDEN)}
+
+
+def with_ratios(sums: np.ndarray) -> np.ndarray:
+    """Rows of sums (any leading shape, last axis = SUM_WITH_HIDDEN) -> rows of COLUMNS."""
+    public = sums[..., : len(SUM_COLUMNS)]
+    ratios = []
+    for num, den, empty in RATIO_COLUMNS.values():
+        n, d = sums[..., _INDEX[num]], sums[..., _INDEX[den]]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratios.append(np.where(d > 0, n / np.where(d > 0, d, 1.0), empty))
+    return np.concatenate([public, np.stack(ratios, axis=-1)], axis=-1)

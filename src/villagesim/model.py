@@ -1,0 +1,182 @@
+"""``VillageModel``: the Mesa model of villagesim.
+
+A step is the list of processes of MODEL.md §3, run in order over the arrays of the
+person table (:mod:`villagesim.processes`), then the outputs are recorded. Institutions
+(one ``VillageCommittee`` per village) are Mesa agents; elders and volunteers are Mesa
+agents created on demand as views on the person table.
+
+Example:
+    >>> from villagesim.model import VillageModel
+    >>> model = VillageModel(steps=4)
+    >>> for _ in range(4):
+    ...     model.step()
+    >>> 0.0 <= model.latest["unmet_need_share"] <= 1.0
+    True
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import mesa
+import numpy as np
+import pandas as pd
+from mesa.agent import AgentSet
+
+from villagesim.agents import Elder, PersonView, VillageCommittee, Volunteer
+from villagesim.metrics import COLUMNS, village_sums, with_ratios
+from villagesim.population import ELDER_AGE, RESIDENT, World, build_world
+from villagesim.processes import PROCESSES
+from villagesim.processes.volunteering import candidates_mask
+from villagesim.processes.week import Week
+from villagesim.rng import Streams
+from villagesim.scenario import apply_overrides, load_scenario
+from villagesim.schema import Scenario
+
+
+class Recorder:
+    """Outputs of a run: one row per step for the total, per-village rows at an interval."""
+
+    def __init__(self, n_villages: int, village_every: int, record_villages: bool = True) -> None:
+        self.n_villages = n_villages
+        self.village_every = village_every
+        self.record_villages = record_villages
+        self.steps: list[int] = []
+        self.totals: list[np.ndarray] = []
+        self.village_steps: list[int] = []
+        self.village_rows: list[np.ndarray] = []
+
+    def record(self, step: int, sums: np.ndarray) -> np.ndarray:
+        """Store a step's per-village sums; return the total row (COLUMNS)."""
+        total = with_ratios(sums.sum(axis=0))
+        self.steps.append(step)
+        self.totals.append(total)
+        if self.record_villages and step % self.village_every == 0:
+            self.village_steps.append(step)
+            self.village_rows.append(with_ratios(sums).astype(np.float32))
+        return total
+
+    def timeseries(self, replicate: int = 0) -> pd.DataFrame:
+        """One row per step: the model-wide outcomes."""
+        df = pd.DataFrame(np.array(self.totals).reshape(-1, len(COLUMNS)), columns=COLUMNS)
+        df.insert(0, "replicate", np.int32(replicate))
+        df.insert(0, "step", np.asarray(self.steps, dtype=np.int32))
+        return df
+
+    def villages(self, replicate: int = 0) -> pd.DataFrame:
+        """One row per recorded step and village."""
+        if not self.village_rows:
+            return pd.DataFrame(columns=["step", "replicate", "village", *COLUMNS])
+        data = np.concatenate(self.village_rows)
+        df = pd.DataFrame(data, columns=COLUMNS)
+        df.insert(0, "village", np.tile(np.arange(self.n_villages, dtype=np.int32), len(self.village_steps)))
+        df.insert(0, "replicate", np.int32(replicate))
+        df.insert(0, "step", np.repeat(np.asarray(self.village_steps, dtype=np.int32), self.n_villages))
+        return df
+
+
+class VillageModel(mesa.Model):
+    """The villages of a scenario, stepped week by week.
+
+    Args:
+        scenario: a :class:`~villagesim.schema.Scenario`, a path to a scenario file, or
+            ``None`` for the schema defaults.
+        replicate: replicate number; with the seed it selects the random streams.
+        seed: root seed (defaults to ``scenario.run.seed``).
+        steps: horizon in weeks (defaults to ``scenario.run.steps``); ``running`` turns
+            False after it.
+        record_villages: keep per-village outputs (off for the browser page of a large run).
+        **levers: parameter overrides by dotted path written with ``__`` (e.g.
+            ``policy__publicity=0.5``), as the browser page passes them.
+    """
+
+    def __init__(
+        self,
+        scenario: Scenario | str | Path | None = None,
+        *,
+        replicate: int = 0,
+        seed: int | None = None,
+        steps: int | None = None,
+        record_villages: bool = True,
+        **levers: Any,
+    ) -> None:
+        if scenario is None:
+            scenario = Scenario()
+        elif isinstance(scenario, str | Path):
+            scenario = load_scenario(scenario).scenario
+        if levers:
+            scenario = apply_overrides(scenario, {k.replace("__", "."): v for k, v in levers.items()})
+        if seed is not None:
+            scenario = apply_overrides(scenario, {"run.seed": int(seed)})
+        self.streams = Streams(scenario.run.seed, replicate)
+        super().__init__(rng=self.streams.mesa_rng())
+        self.base_scenario = scenario
+        self.scenario = scenario
+        self.replicate = replicate
+        self.horizon = int(steps if steps is not None else scenario.run.steps)
+        self._pending = sorted(scenario.intervention, key=lambda i: i.step)
+        self.applied_interventions: list[tuple[int, dict[str, Any]]] = []
+        self._apply_interventions(0)
+        self.world: World = build_world(self.scenario, self.streams.named("population"))
+        n_v = len(self.world.villages)
+        self.committees = [VillageCommittee(self, v) for v in range(n_v)]
+        self.recorder = Recorder(n_v, self.scenario.run.village_report_every, record_villages)
+        self.week: Week | None = None
+        self.latest: dict[str, float] = {}
+        self.datacollector = mesa.DataCollector(model_reporters={c: (lambda m, c=c: m.latest.get(c, 0.0)) for c in COLUMNS})
+        self._views: dict[tuple[type, int], PersonView] = {}
+
+    # ------------------------------------------------------------------ stepping
+    def step(self) -> None:
+        """One week: the processes of MODEL.md §3 in order, then the record."""
+        t = self.steps  # Mesa has already counted this step (1-based)
+        self._apply_interventions(t)
+        week = Week(step=t, n_villages=len(self.world.villages), n_persons=len(self.world.persons))
+        for process in PROCESSES:
+            process.run(self.world, self.scenario, self.streams.for_step(process.NAME, t), week)
+        self.week = week
+        total = self.recorder.record(t, village_sums(self.world, week))
+        self.latest = dict(zip(COLUMNS, total.tolist(), strict=True))
+        self.datacollector.collect(self)
+        if t >= self.horizon:
+            self.running = False
+
+    def _apply_interventions(self, t: int) -> None:
+        while self._pending and self._pending[0].step <= t:
+            item = self._pending.pop(0)
+            self.scenario = apply_overrides(self.scenario, item.set)
+            self.applied_interventions.append((t, dict(item.set)))
+
+    def set_lever(self, path: str, value: Any) -> None:
+        """Change a lever of the running model (validated; raises ScenarioError if invalid)."""
+        self.scenario = apply_overrides(self.scenario, {path: value})
+
+    # ------------------------------------------------------------------ agents on demand
+    def _view(self, cls: type[PersonView], row: int) -> PersonView:
+        view = self._views.get((cls, row))
+        if view is None:
+            view = cls(self, row)
+            self._views[(cls, row)] = view
+        return view
+
+    def elders(self) -> AgentSet:
+        """Mesa ``Elder`` agents of the resident elders (created on demand)."""
+        p = self.world.persons
+        rows = np.flatnonzero((p.status == RESIDENT) & (p.age >= ELDER_AGE))
+        return AgentSet([self._view(Elder, r) for r in rows], random=self.random)
+
+    def volunteers(self) -> AgentSet:
+        """Mesa ``Volunteer`` agents of the current volunteer candidates (created on demand)."""
+        rows = np.flatnonzero(candidates_mask(self.world, self.scenario) & (self.world.persons.age < ELDER_AGE))
+        young_old = np.flatnonzero(candidates_mask(self.world, self.scenario) & (self.world.persons.age >= ELDER_AGE))
+        return AgentSet([self._view(Volunteer, r) for r in np.r_[rows, young_old]], random=self.random)
+
+    # ------------------------------------------------------------------ outputs
+    def timeseries(self) -> pd.DataFrame:
+        """The model-wide outcomes, one row per step so far."""
+        return self.recorder.timeseries(self.replicate)
+
+    def village_outcomes(self) -> pd.DataFrame:
+        """Per-village outcomes at the recording interval."""
+        return self.recorder.villages(self.replicate)

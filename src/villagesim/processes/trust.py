@@ -1,0 +1,76 @@
+"""Process 11: trust, awareness, satisfaction and burnout.
+
+Reads: ``week.elders``, ``week.asked``, ``week.requested_hours``, ``week.need``,
+``week.remaining``, ``week.matched``; ``trust``, ``awareness``, ``satisfaction``,
+``served_hours``, ``burnout``; the neighbour graph; ``[behaviour]``; levers
+``publicity``, ``transparency``.
+Writes: ``trust``, ``awareness``, ``satisfaction`` (resident elders), ``burnout``
+(everyone), ``unmet_hours``.
+
+* Trust moves toward what an elder who asked experienced (share of the request met, times
+  ``service_quality``) at ``trust_experience_rate`` (faster upward with ``transparency``,
+  村务公开), and toward the mean trust of elders in neighbouring households at
+  ``trust_neighbour_rate``.
+* Awareness rises with publicity and with the share of neighbouring elders helped this
+  week (word of mouth), and decays at ``awareness_decay``; being helped makes one aware.
+* Satisfaction follows the share of the elder's whole need that was met.
+* Burnout grows with hours served and fades at ``burnout_recovery``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from villagesim.population import World
+from villagesim.processes.volunteering import neighbour_share
+from villagesim.processes.week import Week
+from villagesim.schema import Scenario
+
+NAME = "trust"
+
+
+def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) -> None:
+    del rng  # deterministic
+    p = world.persons
+    b = scenario.behaviour
+    pol = scenario.policy
+    elders = week.elders
+    is_elder = np.zeros(len(p), dtype=np.float32)
+    is_elder[elders] = 1.0
+
+    need = week.need.sum(axis=1)
+    unmet = week.remaining.sum(axis=1)
+    p.unmet_hours[elders] = unmet
+
+    # experience of those who asked
+    asked = week.asked
+    requested = week.requested_hours
+    with np.errstate(divide="ignore", invalid="ignore"):
+        got = np.where(requested > 0, np.clip(1.0 - unmet / np.maximum(requested, 1e-9), 0.0, 1.0), 0.0)
+    outcome = (got * b.service_quality).astype(np.float32)
+    trust = p.trust[elders]
+    rate = np.where(outcome > trust, b.trust_experience_rate * (1.0 + pol.transparency), b.trust_experience_rate)
+    trust = np.where(asked, trust + rate * (outcome - trust), trust)
+
+    # neighbours (elders of own and neighbouring households)
+    nb_trust = neighbour_share(world, p.trust, is_elder)[elders]
+    trust = trust + b.trust_neighbour_rate * (nb_trust - trust)
+    p.trust[elders] = np.clip(trust, 0.0, 1.0)
+
+    helped = np.zeros(len(p), dtype=np.float32)
+    helped[elders[week.matched]] = 1.0
+    nb_helped = neighbour_share(world, helped, is_elder)[elders]
+    aw = p.awareness[elders]
+    aw = aw + (b.awareness_publicity_rate * pol.publicity + b.awareness_word_of_mouth * nb_helped) * (1.0 - aw)
+    aw = aw - b.awareness_decay * aw
+    aw = np.where(week.matched, aw + b.trust_experience_rate * (1.0 - aw), aw)
+    p.awareness[elders] = np.clip(aw, 0.0, 1.0)
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        met_share = np.where(need > 0, 1.0 - unmet / np.maximum(need, 1e-9), 1.0)
+    sat = p.satisfaction[elders]
+    p.satisfaction[elders] = np.where(need > 0, sat + b.satisfaction_rate * (met_share - sat), sat)
+
+    p.burnout *= np.float32(1.0 - b.burnout_recovery)
+    p.burnout += np.float32(b.burnout_per_hour) * p.served_hours
+    np.clip(p.burnout, 0.0, 1.0, out=p.burnout)

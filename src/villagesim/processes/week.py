@@ -1,0 +1,70 @@
+"""The per-step scratch record shared by the processes of one step.
+
+A :class:`Week` is created at the start of each step and discarded after the outputs are
+recorded. Arrays indexed "per elder" follow ``Week.elders`` (row numbers of resident
+elders after demography and health); arrays "per person" follow the person table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+KINDS = ("daily_living", "meals", "companionship", "professional")
+"""Kinds of need, the columns of ``Week.need``."""
+DAILY, MEALS, COMPANION, PROFESSIONAL = range(4)
+GENERAL_KINDS = [DAILY, MEALS, COMPANION]
+"""Kinds any volunteer or family member can give."""
+
+SOURCES = ("family", "volunteer", "peer", "facility", "ngo", "time_bank")
+"""Sources of met hours recorded in the outputs (``met_hours_<source>``)."""
+
+
+@dataclass
+class Week:
+    """Scratch state of one step."""
+
+    step: int
+    n_villages: int
+    n_persons: int
+    # demography and health events (per person masks; per village counts derive from them)
+    died: np.ndarray | None = None
+    left: np.ndarray | None = None
+    returned: np.ndarray | None = None
+    emergency: np.ndarray | None = None
+    late: np.ndarray | None = None
+    answer_hours: np.ndarray | None = None  # per person, hours to answer this week's emergency
+    # household composition after demography
+    household_residents: np.ndarray | None = None  # per household
+    # elders and their need
+    elders: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    alone: np.ndarray | None = None  # per elder
+    need: np.ndarray | None = None  # per elder x kind, hours
+    remaining: np.ndarray | None = None  # per elder x kind, hours not yet met
+    met: dict[str, np.ndarray] = field(default_factory=dict)  # source -> per elder hours
+    # help-seeking
+    asked: np.ndarray | None = None  # per elder bool
+    requested_hours: np.ndarray | None = None  # per elder, hours asked for
+    matched: np.ndarray | None = None  # per elder bool: got any help through a match
+    # volunteering
+    candidates: np.ndarray | None = None  # per person bool
+    # matches of this step: elder row, helper row, hours (for maps and checks)
+    pair_elder: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    pair_helper: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    pair_hours: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    pair_channel: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int8))  # 0 manual, 1 platform
+    handled: np.ndarray | None = None  # per elder bool: the committee took the request up
+
+    def add_met(self, source: str, per_elder_hours: np.ndarray) -> None:
+        """Add hours met from ``source`` (per elder)."""
+        if source in self.met:
+            self.met[source] = self.met[source] + per_elder_hours
+        else:
+            self.met[source] = per_elder_hours.astype(np.float32, copy=True)
+
+    def met_of(self, source: str) -> np.ndarray:
+        """Hours met from ``source`` per elder (zeros if none)."""
+        if source in self.met:
+            return self.met[source]
+        return np.zeros(len(self.elders), dtype=np.float32)

@@ -1,0 +1,657 @@
+"""The scenario schema: every parameter typed, bounded, with its unit and source.
+
+A scenario file (TOML) is validated against :class:`Scenario`. Each parameter is declared
+with :func:`param`, which records its unit and where its default comes from: a row of
+``calibration_targets.csv`` (named by its ``quantity``) or ``"assumption"``. The section and
+lever names are the public contract of MODEL.md §4: add parameters freely, rename none
+without a deprecation path.
+
+``Scenario.parameter_table()`` lists every parameter with unit, bounds, default and source;
+the docs, ``villagesim check`` and the browser page read it from there.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+AGE_BANDS = [f"{a}-{a + 4}" for a in range(0, 85, 5)] + ["85+"]
+"""Labels of the 18 five-year age bands of ``population.age_band_weights``."""
+
+ELDER_BANDS = ["60-69", "70-79", "80+"]
+"""Labels of the three elder age bands used by health and population parameters."""
+
+CARE_LEVELS = ["none", "light", "moderate", "severe", "critical"]
+"""Care levels 0..4 (need hours per level follow ``care_need_hours_per_week_by_level``)."""
+
+Share = Annotated[float, Field(ge=0.0, le=1.0)]
+NonNeg = Annotated[float, Field(ge=0.0)]
+
+
+def param(
+    default: Any,
+    unit: str,
+    source: str,
+    doc: str,
+    *,
+    ge: float | None = None,
+    le: float | None = None,
+    gt: float | None = None,
+    lt: float | None = None,
+    min_length: int | None = None,
+    max_length: int | None = None,
+    label: str | None = None,
+) -> Any:
+    """Declare a scenario parameter.
+
+    Args:
+        default: the default value (lists are copied per instance).
+        unit: unit of the value, in words (``"per year"``, ``"hours per week"``, ``"0..1"``).
+        source: a ``quantity`` of calibration_targets.csv, or ``"assumption"``.
+        doc: one sentence on what the parameter means.
+        ge, le, gt, lt: bounds enforced by validation.
+        min_length, max_length: length bounds for list parameters.
+        label: a short human label for the browser page (defaults to the field name).
+    """
+    extra = {"unit": unit, "source": source}
+    if label:
+        extra["label"] = label
+    kwargs: dict[str, Any] = {
+        "description": doc,
+        "json_schema_extra": extra,
+        "ge": ge,
+        "le": le,
+        "gt": gt,
+        "lt": lt,
+    }
+    if min_length is not None:
+        kwargs["min_length"] = min_length
+    if max_length is not None:
+        kwargs["max_length"] = max_length
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    if isinstance(default, list):
+        return Field(default_factory=lambda d=default: list(d), **kwargs)
+    return Field(default, **kwargs)
+
+
+class Section(BaseModel):
+    """A scenario section: unknown keys are errors, values are checked on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class RunConfig(Section):
+    """How long and how often to run."""
+
+    steps: int = param(520, "weeks", "assumption", "Number of weekly steps (520 = 10 years).", ge=1, le=5200)
+    seed: int = param(42, "integer", "assumption", "Root seed of the run's random streams.", ge=0, le=2**63 - 1)
+    replicates: int = param(1, "runs", "assumption", "Independent replicates (seeds derived from `seed`).", ge=1, le=10000)
+    village_report_every: int = param(
+        1, "weeks", "assumption", "Interval at which per-village outcomes are recorded.", ge=1, le=520
+    )
+
+
+class PopulationConfig(Section):
+    """The synthetic villages: size, age structure, households, geography, traits."""
+
+    villages: int = param(1, "villages", "assumption", "Number of administrative villages.", ge=1, le=5000)
+    residents_per_village: int = param(
+        1000,
+        "registered persons",
+        "assumption",
+        "Mean registered (户籍) population per village, including members working away.",
+        ge=20,
+        le=100000,
+    )
+    village_size_sigma: float = param(
+        0.0, "log-scale sd", "assumption", "Spread of village sizes (lognormal sigma; 0 = all equal).", ge=0.0, le=2.0
+    )
+    hamlets_per_village: int = param(4, "hamlets", "assumption", "Natural villages (自然村) per village.", ge=1, le=40)
+    village_radius_km: float = param(1.5, "km", "assumption", "Radius within which hamlet centres lie.", gt=0.0, le=30.0)
+    hamlet_radius_km: float = param(
+        0.2, "km", "assumption", "Spread (sd) of households around their hamlet centre.", gt=0.0, le=5.0
+    )
+    remoteness_km_min: float = param(
+        2.0, "km", "assumption", "Smallest distance from a village to the township seat.", ge=0.0, le=300.0
+    )
+    remoteness_km_max: float = param(
+        15.0, "km", "assumption", "Largest distance from a village to the township seat.", ge=0.0, le=300.0
+    )
+    age_band_weights: list[NonNeg] = param(
+        [5.0, 5.6, 5.8, 5.2, 5.0, 5.6, 7.0, 6.4, 6.4, 8.0, 8.8, 7.8, 5.6, 5.6, 3.9, 2.5, 1.5, 1.0],
+        "relative weight per 5-year band 0-4 .. 85+",
+        "share_60plus_rural",
+        "Age pyramid of the registered population; shaped so that the resident 60+ share "
+        "after initial out-migration falls in the census range.",
+        min_length=18,
+        max_length=18,
+    )
+    married_share_by_band: list[Share] = param(
+        [0.82, 0.68, 0.40],
+        "share of elders per band 60-69, 70-79, 80+",
+        "assumption",
+        "Share of elders living as a married couple.",
+        min_length=3,
+        max_length=3,
+    )
+    coresidence_share: float = param(
+        0.40,
+        "share of elder households",
+        "rural_elders_alone_or_spouse_only",
+        "Elder households sharing a household with an adult child's household "
+        "(tuned so that resident elders alone or with spouse only are near 41.4%).",
+        ge=0.0,
+        le=1.0,
+    )
+    children_households_mean: float = param(
+        2.0, "households", "assumption", "Mean number of adult-child households linked to an elder household.", ge=0.0, le=8.0
+    )
+    digital_literacy_by_band: list[Share] = param(
+        [0.35, 0.15, 0.05],
+        "share of elders per band 60-69, 70-79, 80+",
+        "assumption",
+        "Elders able to use a smartphone platform on their own.",
+        min_length=3,
+        max_length=3,
+    )
+    trained_share: float = param(
+        0.05, "share of adults", "assumption", "Adults with care training (can give professional care).", ge=0.0, le=1.0
+    )
+    party_member_share: float = param(0.08, "share of adults", "assumption", "Party members among adults 18+.", ge=0.0, le=1.0)
+    initial_trust_mean: float = param(0.5, "0..1", "assumption", "Mean initial trust in the village committee.", ge=0.0, le=1.0)
+    initial_awareness_mean: float = param(
+        0.25,
+        "0..1",
+        "rural_elders_never_in_community_activity",
+        "Mean initial awareness of mutual aid (74.4% of rural elders never take part in community activity).",
+        ge=0.0,
+        le=1.0,
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> PopulationConfig:
+        if self.remoteness_km_min > self.remoteness_km_max:
+            raise ValueError("remoteness_km_min must not exceed remoteness_km_max")
+        if sum(self.age_band_weights) <= 0:
+            raise ValueError("age_band_weights must not all be zero")
+        return self
+
+
+class HollowingOutConfig(Section):
+    """Out-migration of working-age villagers and return of older migrants (the hollowing-out lever)."""
+
+    outmigration_rate: float = param(
+        0.03,
+        "per year",
+        "rural_population_change_2021",
+        "Annual probability that a resident of migrating age leaves to work away.",
+        ge=0.0,
+        le=0.9,
+        label="Out-migration rate",
+    )
+    return_rate: float = param(
+        0.03,
+        "per year",
+        "migrant_workers_share_50plus_2024",
+        "Annual probability that a migrant aged return_min_age or more comes back.",
+        ge=0.0,
+        le=0.9,
+        label="Return rate",
+    )
+    migration_min_age: int = param(18, "years", "assumption", "Youngest age at which villagers leave to work.", ge=14, le=60)
+    migration_max_age: int = param(
+        49, "years", "migrant_workers_away_mean_age_2024", "Oldest age at which villagers leave.", ge=14, le=70
+    )
+    return_min_age: int = param(
+        50, "years", "migrant_workers_share_50plus_2024", "Migrants return from this age on.", ge=30, le=80
+    )
+    initial_away_share: float = param(
+        0.35,
+        "share of registered persons aged 18-59",
+        "share_60plus_rural",
+        "Working-age registered villagers already away at the start (tuned to the resident 60+ share).",
+        ge=0.0,
+        le=0.95,
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> HollowingOutConfig:
+        if self.migration_min_age > self.migration_max_age:
+            raise ValueError("migration_min_age must not exceed migration_max_age")
+        return self
+
+
+class HealthConfig(Section):
+    """Mortality, disability (care level) transitions and emergencies."""
+
+    gompertz_hazard_at_60: float = param(
+        0.009, "per year", "assumption", "Death hazard at age 60 for care level 0 (Gompertz level).", ge=0.0, le=0.5
+    )
+    gompertz_slope: float = param(
+        0.095, "per year of age", "assumption", "Gompertz slope of log hazard with age.", ge=0.0, le=0.3
+    )
+    mortality_multiplier_by_level: list[Annotated[float, Field(ge=0.0, le=100.0)]] = param(
+        [1.0, 1.5, 2.2, 3.5, 6.0],
+        "hazard ratio per care level 0..4",
+        "assumption",
+        "How much each care level raises the death hazard.",
+        min_length=5,
+        max_length=5,
+    )
+    adl_prevalence_by_band: list[Share] = param(
+        [0.108, 0.212, 0.470],
+        "share of elders per band 60-69, 70-79, 80+",
+        "disability_adl_age_60_69; disability_adl_age_70_79; disability_adl_age_80plus",
+        "Initial share of elders with any ADL disability (care level 1+).",
+        min_length=3,
+        max_length=3,
+    )
+    severity_shares: list[Share] = param(
+        [0.45, 0.30, 0.17, 0.08],
+        "share of disabled elders at levels 1..4",
+        "disability_basic_adl_60plus",
+        "Initial split of disabled elders over care levels 1 (light) to 4 (critical).",
+        min_length=4,
+        max_length=4,
+    )
+    onset_rate_by_band: list[Share] = param(
+        [0.025, 0.055, 0.16],
+        "per year, per band 60-69, 70-79, 80+",
+        "adl_incidence_65plus",
+        "Annual probability of moving from care level 0 to 1.",
+        min_length=3,
+        max_length=3,
+    )
+    progression_rate_by_band: list[Share] = param(
+        [0.07, 0.10, 0.16],
+        "per year, per band",
+        "assumption",
+        "Annual probability of moving from a care level 1-3 one level up.",
+        min_length=3,
+        max_length=3,
+    )
+    recovery_rate: float = param(
+        0.20, "per year", "assumption", "Annual probability of recovering from level 1 to 0.", ge=0.0, le=1.0
+    )
+    emergency_rate_by_level: list[Share] = param(
+        [0.0005, 0.0015, 0.003, 0.005, 0.008],
+        "per week, per care level 0..4",
+        "assumption",
+        "Weekly probability of a fall or acute illness.",
+        min_length=5,
+        max_length=5,
+    )
+    answer_prob_alone: float = param(
+        0.45, "probability", "assumption", "An emergency of an elder living alone is answered in time.", ge=0.0, le=1.0
+    )
+    answer_prob_with_others: float = param(
+        0.92, "probability", "assumption", "An emergency of an elder living with others is answered in time.", ge=0.0, le=1.0
+    )
+    answer_prob_alarm: float = param(
+        0.95, "probability", "assumption", "An emergency of an elder wearing an alarm is answered in time.", ge=0.0, le=1.0
+    )
+    answer_hours_in_time: float = param(
+        0.5, "hours", "assumption", "Typical time to answer an emergency answered in time.", ge=0.0, le=48.0
+    )
+    answer_hours_late: float = param(
+        8.0, "hours", "assumption", "Typical time to answer an emergency answered late.", ge=0.0, le=168.0
+    )
+    unanswered_death_prob: float = param(
+        0.08, "probability", "assumption", "Extra death probability of an emergency answered late.", ge=0.0, le=1.0
+    )
+    unanswered_worsen_prob: float = param(
+        0.5, "probability", "assumption", "Probability that a late-answered emergency raises the care level.", ge=0.0, le=1.0
+    )
+
+
+class CareConfig(Section):
+    """Weekly need by kind and what the family covers."""
+
+    daily_living_hours_by_level: list[NonNeg] = param(
+        [0.0, 5.0, 10.0, 20.0, 50.0],
+        "hours per week, per care level 0..4",
+        "care_need_hours_per_week_by_level",
+        "Daily-living help needed (with meals and professional care the total is 0, 8, 16, 30, 80).",
+        min_length=5,
+        max_length=5,
+    )
+    meals_hours_by_level: list[NonNeg] = param(
+        [0.0, 2.0, 3.0, 5.0, 10.0],
+        "hours per week, per care level 0..4",
+        "care_need_hours_per_week_by_level",
+        "Meal preparation or delivery needed.",
+        min_length=5,
+        max_length=5,
+    )
+    professional_hours_by_level: list[NonNeg] = param(
+        [0.0, 1.0, 3.0, 5.0, 20.0],
+        "hours per week, per care level 0..4",
+        "care_need_hours_per_week_by_level",
+        "Nursing or medical care: only trained volunteers or NGOs can give it.",
+        min_length=5,
+        max_length=5,
+    )
+    companionship_hours_alone: float = param(
+        3.0, "hours per week", "assumption", "Companionship needed by an elder living alone.", ge=0.0, le=40.0
+    )
+    companionship_hours_not_alone: float = param(
+        0.5, "hours per week", "assumption", "Companionship needed by an elder living with others.", ge=0.0, le=40.0
+    )
+    spouse_care_hours: float = param(
+        20.0, "hours per week", "assumption", "Care a co-resident spouse at care level 0-1 can give.", ge=0.0, le=100.0
+    )
+    coresident_adult_care_hours: float = param(
+        10.0, "hours per week", "assumption", "Care each co-resident working-age adult can give.", ge=0.0, le=100.0
+    )
+    nearby_child_care_hours: float = param(
+        3.0,
+        "hours per week",
+        "assumption",
+        "Care each adult child living in another household of the village can give.",
+        ge=0.0,
+        le=100.0,
+    )
+
+
+class BehaviourConfig(Section):
+    """Coefficients of asking for help, volunteering, trust and awareness: the uncertain part."""
+
+    # asking for help (logit scale)
+    ask_intercept: float = param(
+        -2.5, "logit", "assumption", "Baseline log-odds of asking for help with unmet need.", ge=-20, le=20
+    )
+    ask_awareness: float = param(
+        2.5, "logit per unit awareness", "assumption", "Effect of awareness of mutual aid on asking.", ge=-20, le=20
+    )
+    ask_trust: float = param(
+        2.0, "logit per unit trust", "assumption", "Effect of trust in the committee on asking.", ge=-20, le=20
+    )
+    ask_need: float = param(
+        0.6, "logit per log(1 + hours)", "assumption", "Effect of the size of the unmet need on asking.", ge=-20, le=20
+    )
+    # volunteering (logit scale)
+    volunteer_intercept: float = param(
+        -3.2, "logit", "rural_elders_participating_in_mutual_aid", "Baseline log-odds of volunteering in a week.", ge=-20, le=20
+    )
+    volunteer_altruism: float = param(3.0, "logit per unit altruism", "assumption", "Effect of altruism.", ge=-20, le=20)
+    volunteer_incentive: float = param(
+        0.05, "logit per RMB per hour", "assumption", "Effect of cash incentive per hour served.", ge=-5, le=5
+    )
+    volunteer_credit: float = param(
+        1.2,
+        "logit per credit-hour valued x trust",
+        "assumption",
+        "Effect of time-bank credit, weighted by trust it will be honoured.",
+        ge=-20,
+        le=20,
+    )
+    volunteer_norm: float = param(
+        2.0,
+        "logit per share of neighbours volunteering",
+        "assumption",
+        "Effect of neighbours volunteering (norm, 德治).",
+        ge=-20,
+        le=20,
+    )
+    volunteer_party: float = param(
+        1.5,
+        "logit for a mobilised party member",
+        "assumption",
+        "Effect of party mobilisation on party members (党建引领).",
+        ge=-20,
+        le=20,
+    )
+    volunteer_blame_fear: float = param(
+        0.5, "logit", "assumption", "Fear of blame for accidents, removed by liability insurance.", ge=-20, le=20
+    )
+    volunteer_opportunity_cost: float = param(
+        2.0, "logit per unit opportunity cost", "assumption", "Effect of the value of time in paid work.", ge=-20, le=20
+    )
+    volunteer_burnout: float = param(3.0, "logit per unit burnout", "assumption", "Effect of accumulated burnout.", ge=-20, le=20)
+    burnout_per_hour: float = param(0.015, "per hour served", "assumption", "Burnout added per hour served.", ge=0.0, le=1.0)
+    burnout_recovery: float = param(0.05, "per week", "assumption", "Share of burnout that fades each week.", ge=0.0, le=1.0)
+    availability_hours_working_age: float = param(
+        3.0, "hours per week", "assumption", "Mean hours a working-age volunteer offers in an active week.", ge=0.0, le=60.0
+    )
+    availability_hours_young_old: float = param(
+        5.0, "hours per week", "assumption", "Mean hours a young-old volunteer offers in an active week.", ge=0.0, le=60.0
+    )
+    young_old_max_age: int = param(74, "years", "assumption", "Oldest age at which a healthy elder volunteers.", ge=60, le=90)
+    altruism_alpha: float = param(2.0, "Beta shape", "assumption", "Altruism ~ Beta(alpha, beta).", gt=0.0, le=100.0)
+    altruism_beta: float = param(4.0, "Beta shape", "assumption", "Altruism ~ Beta(alpha, beta).", gt=0.0, le=100.0)
+    opportunity_cost_working_age: float = param(
+        0.6, "0..1", "assumption", "Mean opportunity cost of a working-age resident.", ge=0.0, le=1.0
+    )
+    opportunity_cost_young_old: float = param(
+        0.15, "0..1", "assumption", "Mean opportunity cost of a young-old elder.", ge=0.0, le=1.0
+    )
+    # trust, awareness, satisfaction
+    trust_experience_rate: float = param(
+        0.06, "per request", "assumption", "How far one request's outcome moves trust toward it.", ge=0.0, le=1.0
+    )
+    trust_neighbour_rate: float = param(
+        0.02, "per week", "assumption", "How far trust moves toward neighbours' mean each week.", ge=0.0, le=1.0
+    )
+    service_quality: float = param(
+        0.85, "0..1", "assumption", "Quality of help from volunteers as experienced by the elder.", ge=0.0, le=1.0
+    )
+    awareness_publicity_rate: float = param(
+        0.03, "per week at full publicity", "assumption", "Awareness gain from publicity.", ge=0.0, le=1.0
+    )
+    awareness_word_of_mouth: float = param(
+        0.05,
+        "per week per share of neighbours helped",
+        "assumption",
+        "Awareness gain from neighbours who were helped.",
+        ge=0.0,
+        le=1.0,
+    )
+    awareness_decay: float = param(0.002, "per week", "assumption", "Share of awareness forgotten each week.", ge=0.0, le=1.0)
+    satisfaction_rate: float = param(
+        0.1, "per week", "assumption", "How fast satisfaction follows the share of need met.", ge=0.0, le=1.0
+    )
+    neighbour_radius_km: float = param(
+        0.3, "km", "assumption", "Households within this distance are neighbours.", gt=0.0, le=10.0
+    )
+    max_neighbours: int = param(
+        10, "households", "assumption", "At most this many nearest households are neighbours.", ge=1, le=100
+    )
+
+
+class CommitteeConfig(Section):
+    """The village committee (村两委) as matchmaker."""
+
+    staff_hours_per_week: float = param(
+        24.0, "hours per week", "assumption", "Committee staff time per village before administrative burden.", ge=0.0, le=400.0
+    )
+    admin_burden: float = param(
+        0.6,
+        "share of staff time",
+        "assumption",
+        "Share of staff time taken by tasks from above (上面千条线，下面一根针).",
+        ge=0.0,
+        le=1.0,
+        label="Administrative burden",
+    )
+    hours_per_request: float = param(0.5, "hours", "assumption", "Staff time to handle one request manually.", gt=0.0, le=10.0)
+    walking_distance_km: float = param(1.0, "km", "assumption", "Farthest a volunteer walks to help.", gt=0.0, le=20.0)
+    local_knowledge: float = param(
+        0.7, "probability", "assumption", "A manual match attempt looks in the elder's own hamlet first.", ge=0.0, le=1.0
+    )
+    attempts_per_request: int = param(4, "attempts", "assumption", "Volunteers the committee tries per request.", ge=1, le=50)
+
+
+class TimeBankConfig(Section):
+    """Time bank (时间银行): credits for hours served, redeemed when care is needed."""
+
+    enabled: bool = param(False, "switch", "assumption", "Run a time bank.", label="Time bank")
+    credit_per_hour: float = param(
+        1.0, "credit-hours per hour served", "time_bank_exchange_rate", "Credit earned per hour served.", ge=0.0, le=10.0
+    )
+    redemption_guarantee: float = param(
+        0.0, "0..1", "assumption", "Backing when no volunteer is found for a redemption.", ge=0.0, le=1.0
+    )
+    account_cap_hours: float = param(
+        1500.0, "hours", "time_bank_account_cap_nanjing", "Largest balance an account can hold.", ge=0.0, le=100000.0
+    )
+
+
+class PlatformConfig(Section):
+    """Information platform (互助养老网络信息平台) for village-wide matching."""
+
+    enabled: bool = param(False, "switch", "assumption", "Deploy the matching platform.", label="Information platform")
+    offline_channel_coverage: float = param(
+        0.0,
+        "share of elders without digital access",
+        "assumption",
+        "Elders without digital access reached by an information collector or offline desk.",
+        ge=0.0,
+        le=1.0,
+    )
+
+
+class PolicyConfig(Section):
+    """The levers a planner pulls (off in the baseline)."""
+
+    budget: float = param(
+        300000.0, "RMB per year", "assumption", "Township budget for the mutual-aid programme.", ge=0.0, le=1e10
+    )
+    allocation: Literal["fixed", "adaptive"] = param(
+        "fixed", "choice", "assumption", "Fixed budget split, or adaptive toward the KPI."
+    )
+    evaluation_regime: Literal["count", "quality"] = param(
+        "count", "choice", "assumption", "What the government is evaluated on: facilities counted, or service quality."
+    )
+    incentive_per_hour: float = param(
+        0.0,
+        "RMB per hour",
+        "service_subsidy_per_hour_rmb",
+        "Cash paid per volunteer hour.",
+        ge=0.0,
+        le=200.0,
+        label="Incentive per hour",
+    )
+    publicity: float = param(
+        0.0, "0..1 effort", "assumption", "Publicity and mobilisation effort (宣传动员).", ge=0.0, le=1.0, label="Publicity"
+    )
+    party_mobilisation: float = param(
+        0.0,
+        "0..1",
+        "assumption",
+        "Party-building mobilisation of members (党建引领).",
+        ge=0.0,
+        le=1.0,
+        label="Party mobilisation",
+    )
+    liability_insurance: bool = param(
+        False, "switch", "assumption", "Insurance that lifts volunteers' fear of blame.", label="Liability insurance"
+    )
+    transparency: float = param(
+        0.0,
+        "0..1",
+        "assumption",
+        "Openness of village affairs (村务公开): speeds trust recovery.",
+        ge=0.0,
+        le=1.0,
+        label="Transparency",
+    )
+    ngo_purchase_budget: float = param(0.0, "RMB per year", "assumption", "Budget for purchasing NGO services.", ge=0.0, le=1e10)
+    wearable_alarms: float = param(
+        0.0,
+        "share of at-risk elders",
+        "assumption",
+        "At-risk elders (alone or care level 2+) equipped with an alarm.",
+        ge=0.0,
+        le=1.0,
+        label="Wearable alarms",
+    )
+    feedback_mechanism: float = param(
+        0.0, "0..1", "assumption", "Multi-actor feedback (互通机制): cuts delay and loss of feedback.", ge=0.0, le=1.0
+    )
+    time_bank: TimeBankConfig = Field(default_factory=TimeBankConfig)
+    platform: PlatformConfig = Field(default_factory=PlatformConfig)
+
+
+class Intervention(Section):
+    """A lever change at a given step: ``set`` maps dotted parameter paths to new values."""
+
+    step: int = param(0, "week", "assumption", "Step at which the change takes effect.", ge=0, le=5200)
+    set: dict[str, Any] = Field(default_factory=dict, description="Dotted parameter path -> new value.")
+    note: str = Field("", description="Why this change (free text).")
+
+
+class Scenario(Section):
+    """A whole scenario: what a planner edits in a TOML file."""
+
+    name: str = Field("scenario", description="Short name of the scenario.")
+    description: str = Field("", description="The question the scenario answers.")
+    run: RunConfig = Field(default_factory=RunConfig)
+    population: PopulationConfig = Field(default_factory=PopulationConfig)
+    hollowing_out: HollowingOutConfig = Field(default_factory=HollowingOutConfig)
+    health: HealthConfig = Field(default_factory=HealthConfig)
+    care: CareConfig = Field(default_factory=CareConfig)
+    behaviour: BehaviourConfig = Field(default_factory=BehaviourConfig)
+    committee: CommitteeConfig = Field(default_factory=CommitteeConfig)
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    intervention: list[Intervention] = Field(default_factory=list, description="Lever changes at given steps.")
+
+    # ------------------------------------------------------------------ access
+    def get(self, path: str) -> Any:
+        """Value at a dotted path, e.g. ``scenario.get("policy.platform.enabled")``."""
+        node: Any = self
+        for part in path.split("."):
+            node = getattr(node, part)
+        return node
+
+    def with_overrides(self, overrides: dict[str, Any]) -> Scenario:
+        """A validated copy with dotted-path values replaced.
+
+        Raises:
+            ScenarioError: naming the path when it is unknown or the value is invalid.
+        """
+        from villagesim.scenario import apply_overrides  # keeps validation errors in one place
+
+        return apply_overrides(self, overrides)
+
+    @classmethod
+    def parameter_table(cls) -> list[dict[str, Any]]:
+        """Every leaf parameter: path, type, default, unit, source, bounds, description."""
+        rows: list[dict[str, Any]] = []
+        _collect(cls, "", rows)
+        return rows
+
+
+def _collect(model: type[BaseModel], prefix: str, rows: list[dict[str, Any]]) -> None:
+    for name, field in model.model_fields.items():
+        path = f"{prefix}{name}"
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            _collect(ann, path + ".", rows)
+            continue
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        if "unit" not in extra:
+            continue
+        bounds: dict[str, Any] = {}
+        for meta in field.metadata:
+            for key in ("ge", "le", "gt", "lt"):
+                if getattr(meta, key, None) is not None:
+                    bounds[key] = getattr(meta, key)
+        default = field.get_default(call_default_factory=True)
+        rows.append(
+            {
+                "path": path,
+                "type": getattr(ann, "__name__", str(ann)),
+                "default": default,
+                "unit": extra.get("unit", ""),
+                "source": extra.get("source", ""),
+                "label": extra.get("label", name.replace("_", " ").capitalize()),
+                "description": field.description or "",
+                **bounds,
+            }
+        )
+
+
+def leaf_paths() -> set[str]:
+    """All dotted parameter paths a scenario or intervention may set."""
+    return {row["path"] for row in Scenario.parameter_table()}

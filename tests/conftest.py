@@ -1,0 +1,37 @@
+"""Shared fixtures: small scenarios and paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from villagesim.schema import Scenario
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIOS = ROOT / "scenarios"
+
+
+@pytest.fixture
+def small() -> Scenario:
+    """A village of 600 registered residents, 52 weeks."""
+    return Scenario.model_validate({"name": "small", "run": {"steps": 52}, "population": {"residents_per_village": 600}})
+
+
+@pytest.fixture
+def small_county() -> Scenario:
+    """Ten villages of varied size, 26 weeks."""
+    return Scenario.model_validate(
+        {
+            "name": "small_county",
+            "run": {"steps": 26},
+            "population": {"villages": 10, "residents_per_village": 500, "village_size_sigma": 0.5},
+        }
+    )
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    """Write a scenario file into tmp_path and return its path."""
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
