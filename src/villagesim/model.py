@@ -136,7 +136,7 @@ class VillageModel(mesa.Model):
         for process in PROCESSES:
             process.run(self.world, self.scenario, self.streams.for_step(process.NAME, t), week)
         self.week = week
-        total = self.recorder.record(t, village_sums(self.world, week))
+        total = self.recorder.record(t, village_sums(self.world, week, week.extra))
         self.latest = dict(zip(COLUMNS, total.tolist(), strict=True))
         self.datacollector.collect(self)
         if t >= self.horizon:

@@ -55,6 +55,15 @@ class Week:
     pair_hours: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
     pair_channel: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int8))  # 0 manual, 1 platform
     handled: np.ndarray | None = None  # per elder bool: the committee took the request up
+    # per-village sums reported by the governance processes (names from metrics.SUM_COLUMNS or hidden ones)
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def report(self, name: str, per_village: np.ndarray) -> None:
+        """Add a per-village amount to output column ``name`` for this step."""
+        if name in self.extra:
+            self.extra[name] = self.extra[name] + per_village
+        else:
+            self.extra[name] = np.asarray(per_village, dtype=np.float64).copy()
 
     def add_met(self, source: str, per_elder_hours: np.ndarray) -> None:
         """Add hours met from ``source`` (per elder)."""
