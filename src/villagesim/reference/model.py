@@ -1,0 +1,354 @@
+"""``ReferenceModel``: the rules of villagesim, one Python object per villager.
+
+This is the oracle for the vectorised core (:class:`villagesim.model.VillageModel`) and
+the baseline for its speed. It reads the same scenario files, starts from the same
+initial villages (:func:`villagesim.population.build_world` with the run's ``population``
+stream, copied into :class:`~villagesim.reference.agents.Person` objects) and reports the
+same output columns (those of :data:`REFERENCE_COLUMNS`), but steps the way a Mesa user
+writes a model: ``AgentSet.shuffle_do`` of a method per process, households and family
+lines tallied in loops, committees matching with loops. It does not import the
+processes of the core; its rules are written from the ODD.
+
+It is meant for villages of up to a few thousand persons (about 10^4 person-steps per
+second). The two engines draw different random numbers, so they agree in distribution,
+not draw for draw (``tests/test_equivalence.py``).
+
+Example:
+    >>> from villagesim.reference import ReferenceModel
+    >>> from villagesim.schema import Scenario
+    >>> s = Scenario.model_validate({"population": {"residents_per_village": 200}})
+    >>> model = ReferenceModel(s, steps=3)
+    >>> for _ in range(3):
+    ...     model.step()
+    >>> 0.0 <= model.latest["unmet_need_share"] <= 1.0
+    True
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import mesa
+import numpy as np
+import pandas as pd
+
+from villagesim.errors import VillagesimError
+from villagesim.population import build_world
+from villagesim.reference.agents import ELDER_AGE, GENERAL, RESIDENT, Committee, Household, Person
+from villagesim.rng import Streams
+from villagesim.scenario import apply_overrides, load_scenario
+from villagesim.schema import Scenario
+
+REFERENCE_COLUMNS: list[str] = [
+    "residents",
+    "away",
+    "elders",
+    "elders_alone",
+    "disabled_elders",
+    "need_hours",
+    "need_daily_living",
+    "need_meals",
+    "need_companionship",
+    "need_professional",
+    "met_hours_family",
+    "met_hours_volunteer",
+    "met_hours_peer",
+    "unmet_hours",
+    "hidden_need_hours",
+    "elders_with_unmet_need",
+    "requests",
+    "handled_requests",
+    "matched_requests",
+    "volunteer_candidates",
+    "active_volunteers",
+    "volunteer_hours",
+    "emergencies",
+    "emergencies_late",
+    "deaths",
+    "outmigrations",
+    "returns",
+    "need_hours_alone",
+    "unmet_hours_alone",
+    "unmet_need_share",
+    "share_60plus",
+    "mean_trust",
+    "mean_awareness",
+    "mean_satisfaction",
+    "request_match_rate",
+    "mean_answer_hours",
+    "unmet_share_alone",
+]
+"""Output columns the reference computes (a subset of :data:`villagesim.metrics.COLUMNS`)."""
+
+UNSUPPORTED_LEVERS: dict[str, Any] = {
+    "policy.time_bank.enabled": False,
+    "policy.platform.enabled": False,
+    "policy.ngo_purchase_budget": 0.0,
+}
+"""Levers the reference does not model yet, with the only value it accepts."""
+
+_RATIOS = {
+    "unmet_need_share": ("unmet_hours", "need_hours"),
+    "share_60plus": ("elders", "residents"),
+    "mean_trust": ("_trust_sum", "elders"),
+    "mean_awareness": ("_awareness_sum", "elders"),
+    "mean_satisfaction": ("_satisfaction_sum", "elders"),
+    "request_match_rate": ("matched_requests", "requests"),
+    "mean_answer_hours": ("_answer_hours_sum", "emergencies"),
+    "unmet_share_alone": ("unmet_hours_alone", "need_hours_alone"),
+}
+
+
+def check_supported(scenario: Scenario) -> None:
+    """Raise :class:`VillagesimError` if the scenario pulls a lever the reference does not model."""
+    for path, allowed in UNSUPPORTED_LEVERS.items():
+        try:
+            value = scenario.get(path)
+        except AttributeError:
+            continue
+        if value != allowed:
+            raise VillagesimError(f"{path}: the reference engine does not model this lever yet (needs {allowed!r})")
+
+
+class ReferenceModel(mesa.Model):
+    """The villages of a scenario as one Mesa agent per villager.
+
+    Args:
+        scenario: a :class:`~villagesim.schema.Scenario`, a path to a scenario file, or
+            ``None`` for the schema defaults.
+        replicate: replicate number; with the seed it selects the initial villages (the
+            same as the vectorised model's) and the random numbers of the dynamics.
+        seed: root seed (defaults to ``scenario.run.seed``).
+        steps: horizon in weeks (defaults to ``scenario.run.steps``).
+    """
+
+    def __init__(
+        self,
+        scenario: Scenario | str | Path | None = None,
+        *,
+        replicate: int = 0,
+        seed: int | None = None,
+        steps: int | None = None,
+    ) -> None:
+        if scenario is None:
+            scenario = Scenario()
+        elif isinstance(scenario, str | Path):
+            scenario = load_scenario(scenario).scenario
+        if seed is not None:
+            scenario = apply_overrides(scenario, {"run.seed": int(seed)})
+        check_supported(scenario)
+        streams = Streams(scenario.run.seed, replicate)
+        dynamics = np.random.SeedSequence(scenario.run.seed, spawn_key=(replicate, zlib.crc32(b"reference")))
+        super().__init__(rng=np.random.default_rng(dynamics))
+        self.scenario = scenario
+        self.replicate = replicate
+        self.horizon = int(steps if steps is not None else scenario.run.steps)
+        self._pending = sorted(scenario.intervention, key=lambda i: i.step)
+        self._apply_interventions(0)
+
+        world = build_world(self.scenario, streams.named("population"))
+        self.n_persons = len(world.persons)
+        self.households = self._copy_households(world)
+        self.lineages: dict[int, list[Household]] = defaultdict(list)
+        for hh in self.households:
+            self.lineages[hh.lineage].append(hh)
+        self.lineage_tally: dict[int, dict[str, float]] = {}
+        self._copy_persons(world)
+        self.committees = [Committee(self, v) for v in range(len(world.villages))]
+        del world
+
+        self.tally: defaultdict[str, float] = defaultdict(float)
+        self.latest: dict[str, float] = {}
+        self.rows: list[dict[str, float]] = []
+        self.datacollector = mesa.DataCollector(
+            model_reporters={c: (lambda m, c=c: m.latest.get(c, 0.0)) for c in REFERENCE_COLUMNS}
+        )
+
+    # ------------------------------------------------------------------ set-up
+    @staticmethod
+    def _copy_households(world) -> list[Household]:
+        h = world.households
+        p = world.persons
+        out = [
+            Household(i, int(v), int(hm), float(x), float(y))
+            for i, (v, hm, x, y) in enumerate(zip(h.village.tolist(), h.hamlet.tolist(), h.x.tolist(), h.y.tolist(), strict=True))
+        ]
+        nb = h.neighbours.tocsr()
+        indptr, indices = nb.indptr.tolist(), nb.indices.tolist()
+        for i, hh in enumerate(out):
+            hh.neighbours = [out[j] for j in indices[indptr[i] : indptr[i + 1]]]
+        for hid, lin in zip(p.household.tolist(), p.lineage.tolist(), strict=True):
+            out[hid].lineage = lin
+        return out
+
+    def _copy_persons(self, world) -> None:
+        p = world.persons
+        cols = {
+            name: getattr(p, name).tolist()
+            for name in (
+                "household age status care_level trained party altruism opportunity_cost availability "
+                "trust awareness satisfaction tb_trust lottery"
+            ).split()
+        }
+        for i in range(len(p)):
+            state = {k: v[i] for k, v in cols.items()}
+            hh = self.households[state.pop("household")]
+            if state["status"] != RESIDENT and state["status"] != 1:
+                continue  # dead at the start: none in a fresh world
+            Person(self, hh, **state)
+
+    # ------------------------------------------------------------------ stepping
+    def count(self, name: str, value: float = 1.0) -> None:
+        """Add to this step's tally of events (deaths, emergencies, ...)."""
+        self.tally[name] += value
+
+    def step(self) -> None:
+        """One week: the processes of MODEL.md §3 in order, each agent by its own method."""
+        t = self.steps
+        self._apply_interventions(t)
+        self.tally = defaultdict(float)
+        persons = self.agents_by_type[Person]
+
+        # 1. demography and hollowing-out
+        persons.shuffle_do("demography")
+        # 2. health: care-level moves, then emergencies (who lives with whom: after this week's moves)
+        for hh in self.households:
+            hh.count_residents()
+        elders = persons.select(lambda a: a.is_elder)
+        elders.shuffle_do("health_transition")
+        elders.shuffle_do("health_emergency")
+        # 3. need
+        for hh in self.households:
+            hh.count_residents()
+        elders = persons.select(lambda a: a.is_elder)
+        elders.shuffle_do("assess_need")
+        # 4. family care first
+        self._tally_family(elders)
+        elders.shuffle_do("receive_family_care")
+        # 5. asking for help
+        elders.shuffle_do("ask_for_help")
+        # 6. volunteer supply (the norm looks at last week's volunteers)
+        for a in persons:
+            a.candidate = a.could_volunteer()
+        for hh in self.households:
+            cands = [m for m in hh.members if m.candidate]
+            hh.tally["candidates"] = len(cands)
+            hh.tally["active_candidates"] = sum(1 for m in cands if m.active)
+        persons.shuffle_do("decide_to_volunteer")
+        # 7. matching by the committees
+        for c in self.committees:
+            c.requests, c.volunteers = [], []
+        for e in elders:
+            if e.asked:
+                self.committees[e.household.village].requests.append(e)
+        for a in persons:
+            if a.active:
+                self.committees[a.household.village].volunteers.append(a)
+        self.agents_by_type[Committee].shuffle_do("match")
+        # 11. trust, awareness, satisfaction (neighbours as they were before this week's update)
+        for hh in self.households:
+            hh.tally["elders"] = hh.tally["elder_trust"] = hh.tally["elders_helped"] = 0.0
+        for e in elders:
+            hh = e.household
+            hh.tally["elders"] += 1
+            hh.tally["elder_trust"] += e.trust
+            hh.tally["elders_helped"] += e.matched
+        elders.shuffle_do("update_views")
+        persons.do("rest")
+        # 12. record
+        self._record(t, persons, elders)
+        if t >= self.horizon:
+            self.running = False
+
+    def _tally_family(self, elders) -> None:
+        for hh in self.households:
+            hh.tally["family_capacity"] = sum(m.family_contribution() for m in hh.members)
+            hh.tally["adults"] = sum(1 for m in hh.members if m.is_working_age)
+            hh.tally["elder_need"] = 0.0
+        for e in elders:
+            e.household.tally["elder_need"] += sum(e.remaining[k] for k in GENERAL)
+        hours = self.scenario.care.nearby_child_care_hours
+        self.lineage_tally = {}
+        for lin, hhs in self.lineages.items():
+            adults = sum(hh.tally["adults"] for hh in hhs)
+            n_elders, spare, need = 0, 0.0, 0.0
+            for hh in hhs:
+                for m in hh.members:
+                    if m.is_elder:
+                        n_elders += 1
+                        spare += max(adults - hh.tally["adults"], 0.0) * hours
+                        need += sum(m.remaining[k] for k in GENERAL)
+            self.lineage_tally[lin] = {"capacity": spare / n_elders if n_elders else 0.0, "need": need}
+
+    def _record(self, t: int, persons, elders) -> None:
+        s = self.tally
+        s["residents"] = sum(1 for a in persons if a.status == RESIDENT)
+        s["away"] = sum(1 for a in persons if a.status != RESIDENT)
+        s["volunteer_candidates"] = sum(1 for a in persons if a.candidate)
+        s["active_volunteers"] = sum(1 for a in persons if a.active)
+        s["volunteer_hours"] = sum(a.served_hours for a in persons)
+        for e in elders:
+            need = sum(e.need)
+            unmet = sum(e.remaining)
+            s["elders"] += 1
+            s["elders_alone"] += e.alone
+            s["disabled_elders"] += e.care_level >= 1
+            s["need_hours"] += need
+            for k, kind in enumerate(("daily_living", "meals", "companionship", "professional")):
+                s[f"need_{kind}"] += e.need[k]
+            for src in ("family", "volunteer", "peer"):
+                s[f"met_hours_{src}"] += e.met[src]
+            s["unmet_hours"] += unmet
+            s["hidden_need_hours"] += 0.0 if e.asked else unmet
+            s["elders_with_unmet_need"] += unmet > 0.01
+            s["requests"] += e.asked
+            s["handled_requests"] += e.handled
+            s["matched_requests"] += e.matched
+            if e.alone:
+                s["need_hours_alone"] += need
+                s["unmet_hours_alone"] += unmet
+            s["_trust_sum"] += e.trust
+            s["_awareness_sum"] += e.awareness
+            s["_satisfaction_sum"] += e.satisfaction
+        row = {c: float(s[c]) for c in REFERENCE_COLUMNS if c not in _RATIOS}
+        for name, (num, den) in _RATIOS.items():
+            row[name] = float(s[num] / s[den]) if s[den] > 0 else 0.0
+        self.latest = {c: row[c] for c in REFERENCE_COLUMNS}
+        self.rows.append({"step": t, **self.latest})
+        self.datacollector.collect(self)
+
+    def _apply_interventions(self, t: int) -> None:
+        while self._pending and self._pending[0].step <= t:
+            item = self._pending.pop(0)
+            self.scenario = apply_overrides(self.scenario, item.set)
+            check_supported(self.scenario)
+
+    def set_lever(self, path: str, value: Any) -> None:
+        """Change a lever of the running model (validated)."""
+        self.scenario = apply_overrides(self.scenario, {path: value})
+        check_supported(self.scenario)
+
+    # ------------------------------------------------------------------ outputs
+    def timeseries(self) -> pd.DataFrame:
+        """One row per step so far: ``step``, ``replicate`` and :data:`REFERENCE_COLUMNS`."""
+        df = pd.DataFrame(self.rows, columns=["step", *REFERENCE_COLUMNS])
+        df.insert(1, "replicate", self.replicate)
+        return df
+
+    def elders(self) -> list[Person]:
+        """The resident elders now."""
+        return [a for a in self.agents_by_type[Person] if a.is_elder]
+
+
+def run_reference(scenario: Scenario, replicate: int = 0, steps: int | None = None) -> pd.DataFrame:
+    """Run one replicate of the reference engine; return its time series."""
+    model = ReferenceModel(scenario, replicate=replicate, steps=steps)
+    for _ in range(model.horizon):
+        model.step()
+    return model.timeseries()
+
+
+__all__ = ["ReferenceModel", "REFERENCE_COLUMNS", "UNSUPPORTED_LEVERS", "check_supported", "run_reference", "ELDER_AGE"]
