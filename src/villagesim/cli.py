@@ -118,6 +118,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 COMMAND_MODULES: list[str] = [
     # each module defines register(subparsers) adding its subcommands
+    "villagesim.cli_experiments",
+    "villagesim.cli_validate",
 ]
 """Modules that add further subcommands (compare, sweep, analyze, app, calibrate, validate)."""
 

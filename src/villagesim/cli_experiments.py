@@ -1,0 +1,247 @@
+"""Subcommands ``compare``, ``sweep`` and ``analyze`` of the ``villagesim`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from villagesim.errors import VillagesimError
+
+EXIT_INTERRUPTED = 130
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``compare``, ``sweep`` and ``analyze`` to the ``villagesim`` parser."""
+    p = sub.add_parser(
+        "compare",
+        help="compare an intervention with its baseline on common random numbers",
+        description="Run both arms with the same seeds and replicates and report paired differences with 95%% "
+        "confidence intervals. With one scenario, compare it with itself without its [[intervention]] entries.",
+    )
+    p.add_argument("baseline", help="baseline scenario TOML (or, alone, a scenario with [[intervention]] entries)")
+    p.add_argument("intervention", nargs="?", help="intervention scenario TOML")
+    p.add_argument("--replicates", type=int, default=10, help="paired replicates (default 10)")
+    p.add_argument("--out", help="results folder (default results/compare-BASELINE-vs-INTERVENTION)")
+    p.add_argument("--steps", type=int, help="weeks to run (default: the baseline's run.steps)")
+    p.add_argument("--seed", type=int, help="root seed of both arms (default: the baseline's run.seed)")
+    p.add_argument("--window", type=int, default=52, help="weeks at the end averaged into an outcome (default 52)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser(
+        "sweep",
+        help="run an experiment's design on Dask (local, an existing scheduler, or a SLURM/PBS cluster)",
+        description="Run every run of an experiment file, streaming per-run summaries and time series to DIR. "
+        "Running the same command again on the same DIR runs only what is missing.",
+    )
+    p.add_argument("experiment", help="experiment TOML file (see experiments/)")
+    p.add_argument("--out", required=True, help="sweep folder (created, or resumed)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, help="local worker processes (default: one per core; 0 = serial, no Dask)")
+    where.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://10.0.0.5:8786")
+    where.add_argument("--scheduler-file", help="scheduler file written by `dask scheduler --scheduler-file`")
+    where.add_argument("--cluster", choices=["slurm", "pbs"], help="start a dask-jobqueue cluster of batch jobs")
+    p.add_argument("--jobs", type=int, default=1, help="--cluster: batch jobs to start (default 1)")
+    p.add_argument("--cores", type=int, default=1, help="--cluster: cores per job (default 1)")
+    p.add_argument("--processes", type=int, help="--cluster: worker processes per job (default: one per core)")
+    p.add_argument("--memory", default="4GB", help="--cluster: memory per job (default 4GB)")
+    p.add_argument("--walltime", help="--cluster: wall time per job, e.g. 02:00:00")
+    p.add_argument("--queue", help="--cluster: partition (SLURM) or queue (PBS)")
+    p.add_argument("--account", help="--cluster: account/project to charge")
+    p.add_argument("--job-extra", action="append", help="--cluster: extra batch directive, repeatable (e.g. '--qos=normal')")
+    p.add_argument("--local-directory", help="--cluster: scratch folder on the compute nodes")
+    p.add_argument("--max-runs", type=int, help="only the first N runs of the design (a quick look)")
+    p.add_argument("--steps", type=int, help="weeks per run instead of the experiment's (a quick look)")
+    p.add_argument("--runs-per-task", type=int, help="runs per Dask task (default: the replicates of a point, at least 4)")
+    p.add_argument("--retry-failed", action="store_true", help="run again the runs recorded as failed")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser(
+        "analyze",
+        help="sensitivity indices, influence figures and scenario discovery for a sweep folder",
+        description="Sobol (S1, ST) or Morris indices for sweeps made with those designs, eta^2 for any sweep, "
+        "figures over the two most influential inputs, and PRIM scenario discovery for a threshold on an outcome.",
+    )
+    p.add_argument("folder", help="sweep folder written by `villagesim sweep`")
+    p.add_argument(
+        "--outcome", help="outcome for the figures and discovery (default: the experiment's [discovery] or first outcome)"
+    )
+    p.add_argument("--threshold", type=float, help="cases of interest: OUTCOME above (or below) this value")
+    p.add_argument("--direction", choices=["above", "below"], help="side of the threshold (default above)")
+    p.add_argument("--min-density", type=float, default=0.8, help="PRIM: least share of cases in the chosen box (default 0.8)")
+    p.set_defaults(func=cmd_analyze)
+
+
+# --------------------------------------------------------------------- compare
+def cmd_compare(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from villagesim.experiment import compare, comparison_figures, summary_lines, without_interventions
+    from villagesim.results import atomic_folder, provenance, write_json, write_parquet
+    from villagesim.scenario import load_scenario, scenario_hash, scenario_to_toml
+
+    first = load_scenario(args.baseline)
+    if args.intervention is None:
+        if not first.scenario.intervention:
+            raise VillagesimError(
+                f"{first.path}: has no [[intervention]] entries; give a second scenario to compare with "
+                "(villagesim compare BASELINE INTERVENTION)"
+            )
+        inter = first.scenario
+        base = without_interventions(inter)
+        default_name = f"compare-{inter.name}"
+    else:
+        base = first.scenario
+        inter = load_scenario(args.intervention).scenario
+        default_name = f"compare-{base.name}-vs-{inter.name}"
+    if args.replicates < 2:
+        raise VillagesimError("--replicates must be at least 2 for a confidence interval")
+    if args.steps is not None and args.steps < 1:
+        raise VillagesimError("--steps must be at least 1")
+    if args.window < 1:
+        raise VillagesimError("--window must be at least 1")
+    out = Path(args.out) if args.out else Path("results") / default_name
+    steps = args.steps or base.run.steps
+    notes = []
+    if inter.run.steps != base.run.steps and args.steps is None:
+        notes.append(f"both arms run the baseline's {base.run.steps} weeks (the intervention file says {inter.run.steps})")
+    if inter.run.seed != base.run.seed and args.seed is None:
+        notes.append(f"both arms use the baseline's seed {base.run.seed} (the intervention file says {inter.run.seed})")
+    with tqdm(total=2 * args.replicates * steps, unit="step", desc="compare", disable=args.quiet or None, file=sys.stderr) as bar:
+        c = compare(base, inter, replicates=args.replicates, steps=steps, seed=args.seed, window=args.window, progress=bar.update)
+    with atomic_folder(out) as tmp:
+        c.table.to_csv(tmp / "comparison.csv", index=False)
+        write_parquet(c.timeseries, tmp / "timeseries.parquet")
+        write_parquet(c.values, tmp / "replicate_outcomes.parquet")
+        (tmp / "baseline.toml").write_text(scenario_to_toml(c.baseline), encoding="utf-8")
+        (tmp / "intervention.toml").write_text(scenario_to_toml(c.intervention), encoding="utf-8")
+        comparison_figures(c, tmp / "figures")
+        write_json(
+            {
+                "baseline": c.baseline.name,
+                "intervention": c.intervention.name,
+                "replicates": c.replicates,
+                "steps": c.baseline.run.steps,
+                "window_weeks": c.window,
+                "runtime_seconds": round(c.seconds, 3),
+                "notes": notes,
+                "baseline_hash": scenario_hash(c.baseline),
+                "intervention_hash": scenario_hash(c.intervention),
+                **provenance(c.baseline.run.seed, scenario_hash(c.intervention)),
+                "comparison": c.table.to_dict(orient="records"),
+            },
+            tmp / "summary.json",
+        )
+    for line in summary_lines(c) + [f"  note: {n}" for n in notes]:
+        print(line)
+    print(f"results in {out}/ (comparison.csv, figures/trajectories.png, figures/differences.png)")
+    return 0
+
+
+# --------------------------------------------------------------------- sweep
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from villagesim.design import build_design, describe, load_experiment
+    from villagesim.sweep import close_client, make_client, sweep
+
+    exp = load_experiment(args.experiment)
+    for value, flag in ((args.max_runs, "--max-runs"), (args.steps, "--steps"), (args.runs_per_task, "--runs-per-task")):
+        if value is not None and value < 1:
+            raise VillagesimError(f"{flag} must be at least 1")
+    if args.workers is not None and args.workers < 0:
+        raise VillagesimError("--workers must be 0 (serial) or more")
+    if not args.quiet:
+        for line in describe(exp, build_design(exp)):
+            print(line)
+    client = cluster = None
+    try:
+        client, cluster = make_client(
+            workers=args.workers,
+            scheduler=args.scheduler,
+            scheduler_file=args.scheduler_file,
+            cluster=args.cluster,
+            jobs=args.jobs,
+            cores=args.cores,
+            processes=args.processes,
+            memory=args.memory,
+            walltime=args.walltime,
+            queue=args.queue,
+            account=args.account,
+            job_extra=args.job_extra,
+            local_directory=args.local_directory,
+        )
+        where = "serially" if client is None else f"on Dask ({client.scheduler.address})"
+        if not args.quiet:
+            print(f"  running {where}; results stream to {args.out}/")
+        report = sweep(
+            exp,
+            args.out,
+            client=client,
+            max_runs=args.max_runs,
+            steps=args.steps,
+            runs_per_task=args.runs_per_task,
+            retry_failed=args.retry_failed,
+            progress=not args.quiet,
+        )
+    except KeyboardInterrupt:
+        print(
+            f"villagesim: interrupted; finished runs are kept in {args.out}/ - run the same command again to complete it",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    finally:
+        close_client(client, cluster)
+    missing = report.selected - report.already - report.ran
+    print(
+        f"{exp.name}: {report.ran} run(s) in {report.seconds:.1f} s ({report.runs_per_second:.2f} runs/s, {report.tasks} tasks); "
+        f"{report.already} already done; {report.failed} failed now; {report.total - report.selected} beyond --max-runs"
+        + (f"; {missing} missing" if missing else "")
+    )
+    if report.failed:
+        print(f"  failed runs are recorded in {args.out}/failed/ (rerun them with --retry-failed)")
+    print(f"results in {args.out}/ (runs/, timeseries/, design.parquet); next: villagesim analyze {args.out}")
+    return 0
+
+
+# --------------------------------------------------------------------- analyze
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from villagesim.analysis import analyze
+
+    if not Path(args.folder).is_dir():
+        raise VillagesimError(f"sweep folder not found: {args.folder}")
+    if not 0 < args.min_density <= 1:
+        raise VillagesimError("--min-density must be in (0, 1]")
+    a = analyze(
+        args.folder, outcome=args.outcome, threshold=args.threshold, direction=args.direction, min_density=args.min_density
+    )
+    print(f"{args.folder}: {a.points} design point(s), {a.runs} run(s), {a.failed} failed")
+    sub = a.indices[a.indices["outcome"] == a.outcome]
+    for method, cols in (
+        ("sobol", ["S1", "S1_conf", "ST", "ST_conf"]),
+        ("morris", ["mu_star", "mu_star_conf", "sigma"]),
+        ("eta2", ["eta2"]),
+    ):
+        part = sub[sub["method"] == method]
+        if part.empty:
+            continue
+        key = {"sobol": "ST", "morris": "mu_star", "eta2": "eta2"}[method]
+        print(f"  {method} indices for {a.outcome}:")
+        for _, row in part.sort_values(key, ascending=False).iterrows():
+            vals = "  ".join(f"{c} {row[c]:.3f}" for c in cols)
+            print(f"    {row['parameter']:<42} {vals}")
+        if method in ("sobol", "morris"):
+            break
+    if a.top:
+        print(f"  most influential on {a.outcome}: {', '.join(a.top[:2])}")
+    if a.discovery is not None:
+        b = a.discovery.box
+        print(
+            f"  where is {a.outcome} {a.direction} {a.threshold:g}? {a.discovery.cases} of {a.discovery.total} points; "
+            f"box: {b.describe()}"
+        )
+        print(f"    coverage {b.coverage:.0%} (of those points, in the box), density {b.density:.0%} (of the box, such points)")
+    for note in a.notes:
+        print(f"  note: {note}")
+    print(f"results in {a.folder}/")
+    return 0
