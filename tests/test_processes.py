@@ -143,6 +143,7 @@ def test_professional_care_only_from_trained_volunteers():
             "population": {"villages": 4, "trained_share": 0.2},
             "behaviour": {"volunteer_intercept": 0.0, "ask_intercept": 1.0},
             "committee": {"admin_burden": 0.0},
+            "ngo": {"count": 0},  # NGOs give professional care too; here only volunteers
         }
     )
     model = VillageModel(s)

@@ -140,3 +140,52 @@ class VillageCommittee(mesa.Agent):
     def remoteness_km(self) -> float:
         """Distance to the township seat."""
         return float(self.model.world.villages.remoteness_km[self.village])
+
+
+class Government(mesa.Agent):
+    """The township/county government: budget, allocation, evaluation regime (a view on the treasury)."""
+
+    @property
+    def treasury(self):
+        """Pools of the current budget year and the split."""
+        return self.model.world.institutions.treasury
+
+    @property
+    def shares(self) -> dict[str, float]:
+        """Current budget split by use."""
+        from villagesim.schema import BUDGET_USES
+
+        return dict(zip(BUDGET_USES, self.treasury.shares.tolist(), strict=True))
+
+    @property
+    def evaluation_regime(self) -> str:
+        """'count' or 'quality'."""
+        return self.model.scenario.policy.evaluation_regime
+
+    @property
+    def reports(self) -> list[dict[str, float]]:
+        """Yearly feedback filed so far (the government sees them with a delay)."""
+        return self.model.world.institutions.reports
+
+
+class NGO(mesa.Agent):
+    """A social organisation selling professional care at the contract price.
+
+    Args:
+        model: the model.
+        index: which of the scenario's NGOs.
+    """
+
+    def __init__(self, model, index: int) -> None:
+        super().__init__(model)
+        self.index = int(index)
+
+    @property
+    def hours_per_week(self) -> float:
+        """Hours of care the NGO can deliver a week."""
+        return self.model.scenario.ngo.hours_per_week
+
+    @property
+    def villages_served(self) -> list[int]:
+        """Villages where the contract price covers cost plus travel."""
+        return np.flatnonzero(self.model.world.institutions.ngo_enters).tolist()

@@ -24,10 +24,12 @@ import numpy as np
 import pandas as pd
 from mesa.agent import AgentSet
 
-from villagesim.agents import Elder, PersonView, VillageCommittee, Volunteer
+from villagesim.agents import NGO, Elder, Government, PersonView, VillageCommittee, Volunteer
+from villagesim.institutions import effective_scenario, init_institutions, ngo_entry
 from villagesim.metrics import COLUMNS, village_sums, with_ratios
 from villagesim.population import ELDER_AGE, RESIDENT, World, build_world
 from villagesim.processes import PROCESSES
+from villagesim.processes.institutions import decide_year, reallocate
 from villagesim.processes.volunteering import candidates_mask
 from villagesim.processes.week import Week
 from villagesim.rng import Streams
@@ -119,8 +121,13 @@ class VillageModel(mesa.Model):
         self.applied_interventions: list[tuple[int, dict[str, Any]]] = []
         self._apply_interventions(0)
         self.world: World = build_world(self.scenario, self.streams.named("population"))
+        self.world.institutions = init_institutions(self.world, self.scenario, self.streams.named("institutions"))
+        decide_year(self.world, self.scenario, self.streams.for_step("institutions", 0), None, 0)
         n_v = len(self.world.villages)
         self.committees = [VillageCommittee(self, v) for v in range(n_v)]
+        self.government = Government(self)
+        self.ngos = [NGO(self, i) for i in range(self.scenario.ngo.count)]
+        self.effective = self.scenario
         self.recorder = Recorder(n_v, self.scenario.run.village_report_every, record_villages)
         self.week: Week | None = None
         self.latest: dict[str, float] = {}
@@ -133,8 +140,9 @@ class VillageModel(mesa.Model):
         t = self.steps  # Mesa has already counted this step (1-based)
         self._apply_interventions(t)
         week = Week(step=t, n_villages=len(self.world.villages), n_persons=len(self.world.persons))
+        self.effective = effective_scenario(self.scenario, self.world)
         for process in PROCESSES:
-            process.run(self.world, self.scenario, self.streams.for_step(process.NAME, t), week)
+            process.run(self.world, self.effective, self.streams.for_step(process.NAME, t), week)
         self.week = week
         total = self.recorder.record(t, village_sums(self.world, week, week.extra))
         self.latest = dict(zip(COLUMNS, total.tolist(), strict=True))
@@ -143,14 +151,25 @@ class VillageModel(mesa.Model):
             self.running = False
 
     def _apply_interventions(self, t: int) -> None:
+        changed = False
         while self._pending and self._pending[0].step <= t:
             item = self._pending.pop(0)
             self.scenario = apply_overrides(self.scenario, item.set)
             self.applied_interventions.append((t, dict(item.set)))
+            changed = True
+        if changed and getattr(self, "world", None) is not None:
+            self._levers_changed()
 
     def set_lever(self, path: str, value: Any) -> None:
         """Change a lever of the running model (validated; raises ScenarioError if invalid)."""
         self.scenario = apply_overrides(self.scenario, {path: value})
+        self._levers_changed()
+
+    def _levers_changed(self) -> None:
+        """Institutions react to a lever changed mid-year: unspent flexible money is re-split
+        over the uses that now need it, and NGOs reconsider which villages pay enough."""
+        reallocate(self.world, self.scenario)
+        self.world.institutions.ngo_enters = ngo_entry(self.world, self.scenario)
 
     # ------------------------------------------------------------------ agents on demand
     def _view(self, cls: type[PersonView], row: int) -> PersonView:

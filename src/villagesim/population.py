@@ -17,6 +17,7 @@ Python loop over persons or households.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -114,6 +115,7 @@ class World:
     persons: Persons
     households: Households
     villages: Villages
+    institutions: Any = None  # villagesim.institutions.Institutions, attached by the model
 
 
 # ---------------------------------------------------------------------------- helpers

@@ -61,3 +61,13 @@ class Streams:
     def mesa_rng(self) -> np.random.Generator:
         """The generator handed to ``mesa.Model(rng=...)`` (for Mesa's own uses)."""
         return self.named("mesa")
+
+
+def substream(rng: np.random.Generator, key: int) -> np.random.Generator:
+    """An independent child stream of ``rng`` keyed by ``key``, without consuming draws of ``rng``.
+
+    A process uses it for an optional mechanism (e.g. the time bank inside matching) so that
+    switching the mechanism on does not shift the process's other draws.
+    """
+    seq = rng.bit_generator.seed_seq
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, 1_000_003, key))))

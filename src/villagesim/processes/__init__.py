@@ -9,15 +9,19 @@ them in order. Each module's docstring says what it reads and what it writes.
 from villagesim.processes import (
     asking,
     demography,
+    facilities,
     family,
+    finance,
     health,
+    institutions,
     matching,
     needs,
+    ngo,
     trust,
     volunteering,
 )
 
-PROCESSES = [demography, health, needs, family, asking, volunteering, matching, trust]
+PROCESSES = [demography, health, needs, family, asking, volunteering, matching, ngo, facilities, finance, institutions, trust]
 """Processes in the order of a step; their ``NAME`` keys their random stream."""
 
 __all__ = ["PROCESSES"]

@@ -6,6 +6,11 @@ Writes: ``week.remaining`` (less help given), ``week.met["volunteer"]`` and
 ``week.met["peer"]`` (help from working-age volunteers and from elders), ``week.handled``,
 ``week.matched``, ``week.pair_*`` (who helped whom, how many hours), ``served_hours``.
 
+Platform matching first, when the platform runs (:mod:`~villagesim.processes.platform`):
+requests that reach it are matched village-wide; the rest go to the committee.
+Time-bank redemptions are taken up by the committee before other requests and settled
+after matching (:mod:`~villagesim.processes.timebank`).
+
 Manual matching by the village committee (村两委):
 
 * The committee handles at most ``floor(staff_hours_per_week * (1 - admin_burden) /
@@ -28,7 +33,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from villagesim.population import ELDER_AGE, World, _rank_within
+from villagesim.processes import platform, timebank
 from villagesim.processes.week import GENERAL_KINDS, PROFESSIONAL, Week
+from villagesim.rng import substream
 from villagesim.schema import Scenario
 
 NAME = "matching"
@@ -193,15 +200,26 @@ def credit_matches(
 
 
 def manual_match(
-    world: World, scenario: Scenario, rng: np.random.Generator, week: Week, positions: np.ndarray, pool: Pool
+    world: World,
+    scenario: Scenario,
+    rng: np.random.Generator,
+    week: Week,
+    positions: np.ndarray,
+    pool: Pool,
+    first: np.ndarray | None = None,
 ) -> None:
-    """The committee's manual matching of the requests at ``positions`` (in ``week.elders``)."""
+    """The committee's manual matching of the requests at ``positions`` (in ``week.elders``).
+
+    Args:
+        first: per elder, requests the committee takes up before all others (time-bank redemptions).
+    """
     p = world.persons
     cm = scenario.committee
     rows = week.elders[positions]
     village = p.village[rows]
     capacity = committee_capacity(scenario, week.n_villages)
-    order = np.lexsort((rng.random(len(rows)), -p.care_level[rows].astype(np.int64), village))
+    later = ~first[positions] if first is not None else np.zeros(len(rows), dtype=bool)
+    order = np.lexsort((rng.random(len(rows)), -p.care_level[rows].astype(np.int64), later, village))
     rank = _rank_within(village[order])
     chosen = order[rank < capacity[village[order]]]
     # sorted by village and, within a village, most severe first: the order conflicts are settled in
@@ -227,4 +245,14 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
     week.add_met("peer", np.zeros(n_e, dtype=np.float32))
     pool = Pool.of_active(world)
     requests = np.flatnonzero(week.asked)
-    manual_match(world, scenario, rng, week, requests, pool)
+    redemptions = timebank.redeeming(world, scenario, week)
+    if scenario.policy.platform.enabled:
+        reached = platform.reach(world, scenario, week, requests)
+        platform.match(world, scenario, substream(rng, 1), week, requests[reached], pool)
+        n_v = week.n_villages
+        village = world.persons.village[week.elders[requests]]
+        week.report("platform_requests", np.bincount(village, weights=reached, minlength=n_v))
+        week.report("platform_matched_requests", np.bincount(village, weights=reached & week.matched[requests], minlength=n_v))
+        requests = requests[~reached | ~week.matched[requests]]  # the rest go to the committee
+    manual_match(world, scenario, rng, week, requests, pool, first=redemptions)
+    timebank.settle(world, scenario, substream(rng, 2), week, redemptions)

@@ -1,0 +1,209 @@
+"""State of the institutions: the government's treasury, facilities, NGOs, the time bank.
+
+Institutions are few, so their state is small; it still lives in arrays (facilities) or
+plain numbers (budget pools) so that the processes stay vectorised. The Mesa agents
+``Government`` and ``NGO`` (:mod:`villagesim.agents`) are views on this state.
+
+Money flows through *pools*: each budget year the government splits its budget among the
+uses of :data:`~villagesim.schema.BUDGET_USES`; spending is drawn from the pools and never
+exceeds them; what is left at the end of the year lapses. Building spends its pool at once
+(construction); running funds are handed to the facilities as balances.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from villagesim.population import World
+from villagesim.schema import BUDGET_USES, Scenario
+
+KINDS = ("happiness_home", "mutual_aid_point", "canteen")
+"""Facility kinds, in the order of the ``[facilities]`` lists."""
+KIND_LABELS = {
+    "happiness_home": "Happiness home 幸福院",
+    "mutual_aid_point": "Mutual-aid point 互助点",
+    "canteen": "Canteen 老年食堂",
+}
+HOME, POINT, CANTEEN = range(3)
+NO_MANAGER, PAID, VOLUNTEER, PARTY = range(4)
+WEEKS_PER_YEAR = 52
+
+
+@dataclass
+class Facilities:
+    """Facility slots (built or not): one row per possible facility."""
+
+    village: np.ndarray  # int32
+    kind: np.ndarray  # int8: HOME, POINT, CANTEEN
+    x: np.ndarray  # float32 km, village-local
+    y: np.ndarray  # float32
+    built: np.ndarray  # bool
+    built_step: np.ndarray  # int32 (-1 never)
+    balance: np.ndarray  # float64 RMB of running funds
+    manager: np.ndarray  # int8: NO_MANAGER, PAID, VOLUNTEER, PARTY
+    operating: np.ndarray  # bool: ran this week
+    hours_served: np.ndarray  # float64: this week
+    hours_served_year: np.ndarray  # float64: this budget year (the quality feedback)
+
+    def __len__(self) -> int:
+        return len(self.village)
+
+
+@dataclass
+class Treasury:
+    """Budget pools of the current year (RMB) and what was spent from them."""
+
+    shares: np.ndarray  # current split over BUDGET_USES
+    pools: dict[str, float] = field(default_factory=lambda: {u: 0.0 for u in BUDGET_USES})
+    allocated_year: float = 0.0  # allocated this budget year (incl. running balances handed out)
+    spent_year: float = 0.0
+    year: int = 0
+
+
+@dataclass
+class Institutions:
+    """Everything the institutions hold."""
+
+    treasury: Treasury
+    facilities: Facilities
+    ngo_enters: np.ndarray  # bool per village: an NGO would serve it at the contract price
+    reports: list[dict[str, float]] = field(default_factory=list)  # yearly feedback, oldest first
+    tb_village_success: np.ndarray | None = None  # float per village: recent redemption success (EMA)
+    tb_credited: float = 0.0  # cumulative credit-hours issued
+    tb_redeemed: float = 0.0
+    tb_expired: float = 0.0
+    incentive_unpaid: bool = False  # the subsidy pool ran dry: incentives are not paid
+    pending_building_spend: np.ndarray | None = None  # per village, booked in the next step's outputs
+
+
+def facility_slots(world: World, scenario: Scenario) -> Facilities:
+    """All possible facilities: per village up to ``max_per_village`` of each kind.
+
+    Happiness homes and canteens stand at the centre of the village's first hamlet;
+    mutual-aid point *k* stands at the centre of hamlet *k*.
+    """
+    v = world.villages
+    fac = scenario.facilities
+    vill, kind, xs, ys = [], [], [], []
+    n_v = len(v)
+    for k, most in enumerate(fac.max_per_village):
+        for slot in range(most):
+            villages = np.arange(n_v)
+            if k == POINT:
+                villages = villages[v.hamlet_count > slot]
+                hamlet = v.hamlet_start[villages] + slot
+            else:
+                if slot > 0:
+                    # a second home/canteen: next hamlet if there is one, else the first
+                    hamlet = v.hamlet_start[villages] + np.minimum(slot, v.hamlet_count[villages] - 1)
+                else:
+                    hamlet = v.hamlet_start[villages]
+            vill.append(villages)
+            kind.append(np.full(len(villages), k))
+            xs.append(v.hamlet_x[hamlet])
+            ys.append(v.hamlet_y[hamlet])
+    village = np.concatenate(vill).astype(np.int32) if vill else np.zeros(0, np.int32)
+    order = np.lexsort((np.concatenate(kind) if kind else np.zeros(0), village))
+    n = len(village)
+    return Facilities(
+        village=village[order],
+        kind=np.concatenate(kind)[order].astype(np.int8) if kind else np.zeros(0, np.int8),
+        x=np.concatenate(xs)[order].astype(np.float32) if xs else np.zeros(0, np.float32),
+        y=np.concatenate(ys)[order].astype(np.float32) if ys else np.zeros(0, np.float32),
+        built=np.zeros(n, bool),
+        built_step=np.full(n, -1, np.int32),
+        balance=np.zeros(n),
+        manager=np.zeros(n, np.int8),
+        operating=np.zeros(n, bool),
+        hours_served=np.zeros(n),
+        hours_served_year=np.zeros(n),
+    )
+
+
+def ngo_entry(world: World, scenario: Scenario) -> np.ndarray:
+    """Villages an NGO enters: the contract price covers its cost plus travel there and back."""
+    ngo = scenario.ngo
+    travel = 2.0 * ngo.travel_cost_per_km * world.villages.remoteness_km / ngo.hours_per_visit
+    return (ngo.count > 0) & (scenario.policy.ngo_price_per_hour >= ngo.cost_per_hour + travel)
+
+
+def init_institutions(world: World, scenario: Scenario, rng: np.random.Generator) -> Institutions:
+    """Facilities that exist at the start (built, unfunded), empty pools, NGO reach."""
+    fac = facility_slots(world, scenario)
+    first_slot = np.r_[True, (fac.village[1:] != fac.village[:-1]) | (fac.kind[1:] != fac.kind[:-1])]
+    coverage = np.asarray(scenario.facilities.initial_coverage)[fac.kind]
+    u_village = rng.random(len(world.villages))
+    exists = first_slot & (u_village[fac.village] < coverage)
+    fac.built[exists] = True
+    fac.built_step[exists] = 0
+    shares = np.asarray(scenario.policy.split.shares(), dtype=float)
+    inst = Institutions(
+        treasury=Treasury(shares=shares / shares.sum()),
+        facilities=fac,
+        ngo_enters=ngo_entry(world, scenario),
+        tb_village_success=np.full(len(world.villages), scenario.policy.time_bank.initial_trust),
+    )
+    world.persons.tb_trust[:] = scenario.policy.time_bank.initial_trust
+    return inst
+
+
+def active_uses(scenario: Scenario) -> np.ndarray:
+    """Which budget uses have something to pay for under the current levers."""
+    pol = scenario.policy
+    subsidies = (
+        pol.incentive_per_hour > 0
+        or pol.wearable_alarms > 0
+        or pol.liability_insurance
+        or (pol.time_bank.enabled and pol.time_bank.redemption_guarantee > 0)
+    )
+    flags = {
+        "facility_building": True,
+        "facility_running": True,
+        "subsidies": subsidies,
+        "ngo": scenario.ngo.count > 0,
+        "publicity": pol.publicity > 0,
+        "platform": pol.platform.enabled,
+    }
+    return np.array([flags[u] for u in BUDGET_USES], dtype=bool)
+
+
+def spend(treasury: Treasury, use: str, amount: float) -> float:
+    """Draw up to ``amount`` from a pool; return what was actually spent."""
+    paid = float(min(max(amount, 0.0), treasury.pools[use]))
+    treasury.pools[use] -= paid
+    treasury.spent_year += paid
+    return paid
+
+
+def effective_scenario(scenario: Scenario, world: World) -> Scenario:
+    """The levers as actually delivered this week: what the pools can no longer pay is off.
+
+    The planner's scenario says what is *intended*; processes act on what is *funded*:
+    no incentive once the subsidy pool ran dry this year, publicity effort scaled to what
+    its pool pays, no platform, alarms, insurance or guarantee without money for them.
+    """
+    from villagesim.processes.finance import weekly_cost
+
+    inst: Institutions = world.institutions
+    pools = inst.treasury.pools
+    pol = scenario.policy
+    update: dict = {}
+    subsidies_dry = pools["subsidies"] <= 1e-9
+    if pol.incentive_per_hour > 0 and (inst.incentive_unpaid or subsidies_dry):
+        update["incentive_per_hour"] = 0.0
+    if pol.wearable_alarms > 0 and subsidies_dry:
+        update["wearable_alarms"] = 0.0
+    if pol.liability_insurance and subsidies_dry:
+        update["liability_insurance"] = False
+    if pol.time_bank.enabled and pol.time_bank.redemption_guarantee > 0 and subsidies_dry:
+        update["time_bank"] = pol.time_bank.model_copy(update={"redemption_guarantee": 0.0})
+    costs = weekly_cost(scenario, len(world.villages))
+    if pol.publicity > 0 and pools["publicity"] < costs["publicity"]:
+        update["publicity"] = pol.publicity * pools["publicity"] / costs["publicity"]
+    if pol.platform.enabled and pools["platform"] < costs["platform"] - 1e-9:
+        update["platform"] = pol.platform.model_copy(update={"enabled": False})
+    if not update:
+        return scenario
+    return scenario.model_copy(update={"policy": pol.model_copy(update=update)})

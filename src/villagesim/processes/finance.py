@@ -1,0 +1,85 @@
+"""Process 9: money and time bank — paying for the week's services.
+
+Reads: the treasury's pools; ``served_hours``, ``active``, ``alarm`` of persons; the
+effective levers (``incentive_per_hour``, ``liability_insurance``, ``wearable_alarms``,
+``publicity``, ``platform.enabled``); ``[government]`` costs.
+Writes: pools (spending), ``institutions.incentive_unpaid``; the time bank (credits,
+expiry, trust: :func:`~villagesim.processes.timebank.credit`); outputs
+``spend_subsidies``, ``spend_publicity``, ``spend_platform``, ``spend_facility_building``
+(booked in the first week of the budget year it was decided for), ``spend_total``.
+
+Subsidies pay, in this order, the incentive per volunteer hour, the wearable alarms and
+the liability insurance premium, from the subsidy pool; what the pool cannot pay is not
+paid, and incentives stop until the next budget year (volunteers learn that the money ran
+out). Publicity and the platform are paid weekly from their pools; the model switches
+them off when their pool cannot pay the next week (see ``effective_scenario``).
+Spending never exceeds the pools, so a year's spending never exceeds its budget.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from villagesim.institutions import WEEKS_PER_YEAR, spend
+from villagesim.population import World
+from villagesim.processes import timebank
+from villagesim.processes.week import Week
+from villagesim.schema import BUDGET_USES, Scenario
+
+NAME = "finance"
+
+
+def weekly_cost(scenario: Scenario, n_villages: int) -> dict[str, float]:
+    """Full weekly cost of publicity (at the lever's effort) and of the platform."""
+    gov = scenario.government
+    pol = scenario.policy
+    return {
+        "publicity": pol.publicity * gov.publicity_cost_per_village_year * n_villages / WEEKS_PER_YEAR,
+        "platform": gov.platform_cost_per_village_year * n_villages / WEEKS_PER_YEAR if pol.platform.enabled else 0.0,
+    }
+
+
+def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) -> None:
+    del rng  # deterministic
+    inst = world.institutions
+    tr = inst.treasury
+    p = world.persons
+    pol = scenario.policy
+    gov = scenario.government
+    n_v = week.n_villages
+    if inst.pending_building_spend is not None:
+        week.report("spend_facility_building", inst.pending_building_spend)
+        inst.pending_building_spend = None
+
+    # subsidies: incentives for hours served, alarms, insurance
+    subsidies = np.zeros(n_v)
+    if pol.incentive_per_hour > 0:
+        owed = p.served_hours * np.float32(pol.incentive_per_hour)
+        total = float(owed.sum(dtype=np.float64))
+        paid = spend(tr, "subsidies", total)
+        if paid < total - 1e-6:
+            inst.incentive_unpaid = True
+        if total > 0:
+            subsidies += np.bincount(p.village, weights=owed, minlength=n_v) * (paid / total)
+    for mask, per_year in (
+        (p.alarm, gov.alarm_cost_per_year),
+        (p.active if pol.liability_insurance else None, gov.insurance_premium_per_volunteer_year),
+    ):
+        if mask is None or not mask.any():
+            continue
+        owed_v = np.bincount(p.village[mask], minlength=n_v) * per_year / WEEKS_PER_YEAR
+        total = float(owed_v.sum())
+        paid = spend(tr, "subsidies", total)
+        subsidies += owed_v * (paid / total if total > 0 else 0.0)
+    week.report("spend_subsidies", subsidies)
+
+    # publicity and platform, spread over villages evenly
+    for use, cost in weekly_cost(scenario, n_v).items():
+        if cost > 0:
+            paid = spend(tr, use, cost)
+            week.report(f"spend_{use}", np.full(n_v, paid / n_v))
+
+    timebank.credit(world, scenario, week)
+
+    spend_total = sum(week.extra.get(f"spend_{u}", np.zeros(n_v)) for u in BUDGET_USES)
+    week.report("spend_total", spend_total)

@@ -1,0 +1,197 @@
+"""Process 10: institutions decide — the government's yearly budget.
+
+Reads: ``world.institutions`` (treasury, facilities, yearly reports); ``[policy]``
+(budget, allocation, evaluation_regime, split, ngo_purchase_budget, feedback_mechanism),
+``[government]``, ``[facilities]``; village sizes.
+Writes: the treasury's pools and shares for the next budget year, new facilities
+(``built``), facilities' running balances, ``spend_facility_building``; yearly reports.
+
+Runs in the last week of each budget year (and once at the start, for year 0):
+
+1. **Feedback.** The year's report (facilities built, operating, hours served, unmet
+   need) is filed. The government sees reports ``d = round(feedback_delay_max_years *
+   (1 - feedback_mechanism))`` years late, and a share ``feedback_loss_max * (1 -
+   feedback_mechanism)`` of idle facilities is never reported (互通机制 reduces both).
+2. **Split.** ``allocation = "fixed"``: the shares of ``policy.split``. ``"adaptive"``: the
+   shares move ``adaptation_rate`` of the way toward the evaluation KPI's target:
+   *count* (facilities counted) puts ``count_building_share`` into building;
+   *quality* (service delivered) first funds running costs of the facilities it knows of,
+   builds only ``quality_building_share`` while villages lack a happiness home, and gives
+   the rest to services. Uses with nothing to pay for under the current levers get no
+   money (the split is renormalised over the others).
+3. **Building.** The building pool buys facilities: under *count* the cheapest first (more
+   facilities to count), under *quality* happiness homes first in the villages with most
+   elders. The rest of the pool lapses.
+4. **Running funds.** Under *count* spread over all built facilities in proportion to
+   their yearly cost (a little for each); under *quality* each known facility is funded in
+   full, the most used first, until the pool runs out.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from villagesim.institutions import BUDGET_USES, HOME, WEEKS_PER_YEAR, active_uses
+from villagesim.population import World
+from villagesim.processes.week import Week
+from villagesim.schema import Scenario
+
+NAME = "institutions"
+
+
+def _feedback(scenario: Scenario) -> tuple[int, float]:
+    gov = scenario.government
+    fm = scenario.policy.feedback_mechanism
+    return int(round(gov.feedback_delay_max_years * (1.0 - fm))), gov.feedback_loss_max * (1.0 - fm)
+
+
+def target_shares(world: World, scenario: Scenario, rng: np.random.Generator, step: int) -> tuple[np.ndarray, np.ndarray]:
+    """The split the regime steers toward, and which facilities the government knows of."""
+    pol = scenario.policy
+    gov = scenario.government
+    inst = world.institutions
+    fac = inst.facilities
+    base = np.asarray(pol.split.shares(), dtype=float)
+    base = base / base.sum()
+    b, r = BUDGET_USES.index("facility_building"), BUDGET_USES.index("facility_running")
+    delay, loss = _feedback(scenario)
+    known = fac.built & (fac.built_step <= step - delay * WEEKS_PER_YEAR)
+    idle_last_year = fac.built & (fac.hours_served_year <= 0)
+    lost = idle_last_year & (rng.random(len(fac)) < loss)
+    known &= ~lost
+    if pol.allocation == "fixed":
+        return base, known
+    if fac.built.all():  # nothing left to build, whatever the KPI
+        base[b] = 0.0
+        base = base / base.sum() if base.sum() > 0 else base
+    if pol.evaluation_regime == "count":
+        target = base.copy()
+        target[b] = 0.0
+        rest = target / target.sum() if target.sum() > 0 else target
+        target = rest * (1.0 - gov.count_building_share)
+        target[b] = gov.count_building_share if not fac.built.all() else 0.0
+        return target, known
+    others = base.copy()
+    others[[b, r]] = 0.0
+    yearly_cost = _yearly_cost(scenario, fac.kind)
+    need = float(yearly_cost[known].sum())
+    running = min(need / pol.budget, 0.8) if pol.budget > 0 else 0.0
+    lacking = np.setdiff1d(np.arange(len(world.villages)), fac.village[fac.built & (fac.kind == HOME)]).size > 0
+    building = gov.quality_building_share if lacking else 0.0
+    target = others / others.sum() * max(0.0, 1.0 - running - building) if others.sum() > 0 else others
+    target[b] = building
+    target[r] = running
+    return target, known
+
+
+def _yearly_cost(scenario: Scenario, kind: np.ndarray) -> np.ndarray:
+    fac = scenario.facilities
+    return np.asarray(fac.running_cost_per_year)[kind] + fac.manager_wage_per_year
+
+
+def decide_year(world: World, scenario: Scenario, rng: np.random.Generator, week: Week | None, step: int) -> None:
+    """Close the budget year (report, lapse) and set the next year's pools, buildings and funds."""
+    inst = world.institutions
+    tr = inst.treasury
+    fac = inst.facilities
+    pol = scenario.policy
+    if step > 0:
+        inst.reports.append(
+            {
+                "year": tr.year,
+                "facilities_built": float(fac.built.sum()),
+                "facilities_used": float((fac.hours_served_year > 0).sum()),
+                "facility_hours": float(fac.hours_served_year.sum()),
+                "spent": tr.spent_year,
+            }
+        )
+        tr.year += 1
+    target, known = target_shares(world, scenario, rng, step)
+    if pol.allocation == "adaptive" and step > 0:
+        shares = (1.0 - scenario.government.adaptation_rate) * tr.shares + scenario.government.adaptation_rate * target
+    else:
+        shares = target
+    tr.shares = shares / shares.sum() if shares.sum() > 0 else shares
+    effective = tr.shares * active_uses(scenario)
+    if effective.sum() <= 0:
+        effective = np.zeros(len(BUDGET_USES))
+    else:
+        effective = effective / effective.sum()
+    # last year's money lapses
+    tr.pools = {u: float(pol.budget * effective[i]) for i, u in enumerate(BUDGET_USES)}
+    tr.pools["ngo"] += pol.ngo_purchase_budget
+    tr.allocated_year = sum(tr.pools.values())
+    tr.spent_year = 0.0
+    fac.balance[:] = 0.0
+    fac.hours_served_year[:] = 0.0
+    inst.incentive_unpaid = False
+    _build(world, scenario, step)
+    _fund_running(world, scenario, known | (fac.built_step == step))
+
+
+def _build(world: World, scenario: Scenario, step: int) -> None:
+    inst = world.institutions
+    fac = inst.facilities
+    tr = inst.treasury
+    cost = np.asarray(scenario.facilities.build_cost)[fac.kind]
+    candidates = np.flatnonzero(~fac.built)
+    if len(candidates) == 0 or tr.pools["facility_building"] <= 0:
+        tr.pools["facility_building"] = 0.0  # nothing to build: the money lapses
+        return
+    elders = np.bincount(world.persons.village[world.persons.age >= 60], minlength=len(world.villages))
+    if scenario.policy.evaluation_regime == "count":
+        order = np.lexsort((-elders[fac.village[candidates]], cost[candidates]))
+    else:
+        order = np.lexsort((-elders[fac.village[candidates]], fac.kind[candidates]))
+    candidates = candidates[order]
+    affordable = np.cumsum(cost[candidates]) <= tr.pools["facility_building"]
+    new = candidates[affordable]
+    fac.built[new] = True
+    fac.built_step[new] = step
+    paid = float(cost[new].sum())
+    tr.pools["facility_building"] -= paid
+    tr.spent_year += paid
+    # booked in the first week of the new budget year (see the finance process)
+    inst.pending_building_spend = np.bincount(fac.village[new], weights=cost[new], minlength=len(world.villages))
+    tr.pools["facility_building"] = 0.0  # the rest lapses
+
+
+def _fund_running(world: World, scenario: Scenario, known: np.ndarray) -> None:
+    inst = world.institutions
+    fac = inst.facilities
+    tr = inst.treasury
+    pool = tr.pools["facility_running"]
+    need = _yearly_cost(scenario, fac.kind) * fac.built
+    if pool <= 0 or need.sum() <= 0:
+        return
+    if scenario.policy.evaluation_regime == "count":
+        grant = need * min(1.0, pool / need.sum())
+    else:
+        target = np.flatnonzero(known & fac.built)
+        target = target[np.argsort(-fac.hours_served_year[target], kind="stable")]
+        fits = np.cumsum(need[target]) <= pool
+        grant = np.zeros(len(fac))
+        grant[target[fits]] = need[target[fits]]
+    fac.balance += grant
+    tr.pools["facility_running"] = pool - float(grant.sum())
+
+
+def reallocate(world: World, scenario: Scenario) -> None:
+    """After a lever change mid-year: re-split the unspent flexible pools over the uses that
+    now have something to pay for (building and running funds are already committed)."""
+    inst = world.institutions
+    tr = inst.treasury
+    flexible = ["subsidies", "ngo", "publicity", "platform"]
+    money = sum(tr.pools[u] for u in flexible)
+    active = active_uses(scenario)
+    weights = np.array([tr.shares[BUDGET_USES.index(u)] * active[BUDGET_USES.index(u)] for u in flexible])
+    if money <= 0 or weights.sum() <= 0:
+        return
+    weights = weights / weights.sum()
+    for u, w in zip(flexible, weights, strict=True):
+        tr.pools[u] = money * float(w)
+
+
+def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) -> None:
+    if week.step % WEEKS_PER_YEAR == 0:
+        decide_year(world, scenario, rng, week, week.step)
