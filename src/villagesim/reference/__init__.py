@@ -4,6 +4,13 @@ The oracle for the vectorised core's correctness and the baseline for its speed;
 :mod:`villagesim.reference.model`.
 """
 
-from villagesim.reference.model import REFERENCE_COLUMNS, UNSUPPORTED_LEVERS, ReferenceModel, run_reference
+from villagesim.reference.model import (
+    GOVERNANCE_INERT,
+    REFERENCE_COLUMNS,
+    UNSUPPORTED_LEVERS,
+    ReferenceModel,
+    governance_inert,
+    run_reference,
+)
 
-__all__ = ["ReferenceModel", "REFERENCE_COLUMNS", "UNSUPPORTED_LEVERS", "run_reference"]
+__all__ = ["ReferenceModel", "REFERENCE_COLUMNS", "UNSUPPORTED_LEVERS", "GOVERNANCE_INERT", "governance_inert", "run_reference"]

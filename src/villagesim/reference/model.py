@@ -14,9 +14,9 @@ second). The two engines draw different random numbers, so they agree in distrib
 not draw for draw (``tests/test_equivalence.py``).
 
 Example:
-    >>> from villagesim.reference import ReferenceModel
+    >>> from villagesim.reference import ReferenceModel, governance_inert
     >>> from villagesim.schema import Scenario
-    >>> s = Scenario.model_validate({"population": {"residents_per_village": 200}})
+    >>> s = governance_inert(Scenario.model_validate({"population": {"residents_per_village": 200}}))
     >>> model = ReferenceModel(s, steps=3)
     >>> for _ in range(3):
     ...     model.step()
@@ -40,7 +40,7 @@ from villagesim.population import build_world
 from villagesim.reference.agents import ELDER_AGE, GENERAL, RESIDENT, Committee, Household, Person
 from villagesim.rng import Streams
 from villagesim.scenario import apply_overrides, load_scenario
-from villagesim.schema import Scenario
+from villagesim.schema import Scenario, leaf_paths
 
 REFERENCE_COLUMNS: list[str] = [
     "residents",
@@ -90,6 +90,28 @@ UNSUPPORTED_LEVERS: dict[str, Any] = {
 }
 """Levers the reference does not model yet, with the only value it accepts."""
 
+GOVERNANCE_INERT: dict[str, Any] = {
+    "policy.budget": 1e9,
+    "policy.split.facility_building": 0.0,
+    "policy.split.facility_running": 0.0,
+    "policy.split.ngo": 0.0,
+    "policy.split.platform": 0.0,
+    "policy.split.subsidies": 0.5,
+    "policy.split.publicity": 0.5,
+    "facilities.initial_coverage": [0.0, 0.0, 0.0],
+    "ngo.count": 0,
+}
+"""Overrides under which the core's money and institutions are inert: no facilities, no NGOs,
+and every lever fully funded (so a lever acts as set). The reference models exactly this
+case; comparisons and speed baselines apply it to both engines."""
+
+
+def governance_inert(scenario: Scenario) -> Scenario:
+    """``scenario`` with :data:`GOVERNANCE_INERT` applied (paths the schema lacks are skipped)."""
+    known = leaf_paths()
+    return apply_overrides(scenario, {k: v for k, v in GOVERNANCE_INERT.items() if k in known})
+
+
 _RATIOS = {
     "unmet_need_share": ("unmet_hours", "need_hours"),
     "share_60plus": ("elders", "residents"),
@@ -104,13 +126,22 @@ _RATIOS = {
 
 def check_supported(scenario: Scenario) -> None:
     """Raise :class:`VillagesimError` if the scenario pulls a lever the reference does not model."""
-    for path, allowed in UNSUPPORTED_LEVERS.items():
-        try:
-            value = scenario.get(path)
-        except AttributeError:
+    known = leaf_paths()
+    for path, allowed in {**UNSUPPORTED_LEVERS, **GOVERNANCE_INERT}.items():
+        if path not in known:
             continue
-        if value != allowed:
-            raise VillagesimError(f"{path}: the reference engine does not model this lever yet (needs {allowed!r})")
+        value = scenario.get(path)
+        if path in GOVERNANCE_INERT and path != "policy.budget":
+            ok = value == allowed or (isinstance(value, list) and list(value) == list(allowed))
+        elif path == "policy.budget":
+            ok = True  # money is not modelled: the reference acts as if every lever were fully funded
+        else:
+            ok = value == allowed
+        if not ok:
+            raise VillagesimError(
+                f"{path}: the reference engine does not model this yet (needs {allowed!r}; "
+                "see villagesim.reference.model.governance_inert)"
+            )
 
 
 class ReferenceModel(mesa.Model):
@@ -351,4 +382,13 @@ def run_reference(scenario: Scenario, replicate: int = 0, steps: int | None = No
     return model.timeseries()
 
 
-__all__ = ["ReferenceModel", "REFERENCE_COLUMNS", "UNSUPPORTED_LEVERS", "check_supported", "run_reference", "ELDER_AGE"]
+__all__ = [
+    "ReferenceModel",
+    "REFERENCE_COLUMNS",
+    "UNSUPPORTED_LEVERS",
+    "GOVERNANCE_INERT",
+    "governance_inert",
+    "check_supported",
+    "run_reference",
+    "ELDER_AGE",
+]
