@@ -120,6 +120,7 @@ COMMAND_MODULES: list[str] = [
     # each module defines register(subparsers) adding its subcommands
     "villagesim.cli_experiments",
     "villagesim.cli_validate",
+    "villagesim.cli_app",
 ]
 """Modules that add further subcommands (compare, sweep, analyze, app, calibrate, validate)."""
 
