@@ -119,7 +119,7 @@ class PopulationConfig(Section):
         15.0, "km", "assumption", "Largest distance from a village to the township seat.", ge=0.0, le=300.0
     )
     age_band_weights: list[NonNeg] = param(
-        [5.0, 5.6, 5.8, 5.2, 5.0, 5.6, 7.0, 6.4, 6.4, 8.0, 8.8, 7.8, 5.6, 5.6, 3.9, 2.5, 1.5, 1.0],
+        [5.0, 5.6, 5.8, 5.2, 5.0, 5.6, 7.0, 6.4, 6.4, 8.0, 8.8, 7.8, 4.4, 4.4, 3.06, 1.96, 1.18, 0.79],
         "relative weight per 5-year band 0-4 .. 85+",
         "share_60plus_rural",
         "Age pyramid of the registered population; shaped so that the resident 60+ share "
@@ -136,7 +136,7 @@ class PopulationConfig(Section):
         max_length=3,
     )
     coresidence_share: float = param(
-        0.40,
+        0.735,
         "share of elder households",
         "rural_elders_alone_or_spouse_only",
         "Elder households sharing a household with an adult child's household "
@@ -182,7 +182,7 @@ class HollowingOutConfig(Section):
     """Out-migration of working-age villagers and return of older migrants (the hollowing-out lever)."""
 
     outmigration_rate: float = param(
-        0.03,
+        0.0289,
         "per year",
         "rural_population_change_2021",
         "Annual probability that a resident of migrating age leaves to work away.",
@@ -256,9 +256,9 @@ class HealthConfig(Section):
         max_length=4,
     )
     onset_rate_by_band: list[Share] = param(
-        [0.025, 0.055, 0.16],
+        [0.0245, 0.0339, 0.1697],
         "per year, per band 60-69, 70-79, 80+",
-        "adl_incidence_65plus",
+        "adl_incidence_65plus; disability_adl_age_60_69; disability_adl_age_70_79; disability_adl_age_80plus",
         "Annual probability of moving from care level 0 to 1.",
         min_length=3,
         max_length=3,
@@ -272,7 +272,7 @@ class HealthConfig(Section):
         max_length=3,
     )
     recovery_rate: float = param(
-        0.20, "per year", "assumption", "Annual probability of recovering from level 1 to 0.", ge=0.0, le=1.0
+        0.0781, "per year", "adl_incidence_65plus; disability_adl_age_60_69; disability_adl_age_70_79; disability_adl_age_80plus", "Annual probability of recovering from level 1 to 0.", ge=0.0, le=1.0
     )
     emergency_rate_by_level: list[Share] = param(
         [0.0005, 0.0015, 0.003, 0.005, 0.008],
@@ -359,7 +359,7 @@ class BehaviourConfig(Section):
 
     # asking for help (logit scale)
     ask_intercept: float = param(
-        -2.5, "logit", "assumption", "Baseline log-odds of asking for help with unmet need.", ge=-20, le=20
+        -2.57, "logit", "assumption; rural_elders_participating_in_mutual_aid", "Baseline log-odds of asking for help with unmet need.", ge=-20, le=20
     )
     ask_awareness: float = param(
         2.5, "logit per unit awareness", "assumption", "Effect of awareness of mutual aid on asking.", ge=-20, le=20
@@ -372,7 +372,7 @@ class BehaviourConfig(Section):
     )
     # volunteering (logit scale)
     volunteer_intercept: float = param(
-        -3.2, "logit", "rural_elders_participating_in_mutual_aid", "Baseline log-odds of volunteering in a week.", ge=-20, le=20
+        -2.63, "logit", "rural_elders_participating_in_mutual_aid", "Baseline log-odds of volunteering in a week.", ge=-20, le=20
     )
     volunteer_altruism: float = param(3.0, "logit per unit altruism", "assumption", "Effect of altruism.", ge=-20, le=20)
     volunteer_incentive: float = param(
@@ -428,7 +428,7 @@ class BehaviourConfig(Section):
     )
     # trust, awareness, satisfaction
     trust_experience_rate: float = param(
-        0.06, "per request", "assumption", "How far one request's outcome moves trust toward it.", ge=0.0, le=1.0
+        0.06, "per request", "assumption; rural_elders_participating_in_mutual_aid", "How far one request's outcome moves trust toward it.", ge=0.0, le=1.0
     )
     trust_neighbour_rate: float = param(
         0.02, "per week", "assumption", "How far trust moves toward neighbours' mean each week.", ge=0.0, le=1.0
