@@ -57,6 +57,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--engine", choices=["vectorised", "reference"], default="vectorised")
     parser.add_argument("--set", action="append", default=[], metavar="PATH=VALUE", help="scenario override (repeatable)")
     parser.add_argument("--replicate", type=int, default=0)
+    parser.add_argument(
+        "--inert-governance",
+        action="store_true",
+        help="make money and institutions inert (no facilities, no NGOs, levers fully funded), the case the "
+        "reference models; always on for --engine reference",
+    )
     args = parser.parse_args(argv)
 
     from villagesim.scenario import load_scenario
@@ -68,6 +74,11 @@ def main(argv: list[str] | None = None) -> dict:
         overrides[key.strip()] = _parse_value(value.strip())
     if overrides:
         scenario = scenario.with_overrides(overrides)
+    inert = args.inert_governance or args.engine == "reference"
+    if inert:
+        from villagesim.reference import governance_inert
+
+        scenario = governance_inert(scenario)
 
     t0 = time.perf_counter()
     if args.engine == "vectorised":
@@ -95,6 +106,7 @@ def main(argv: list[str] | None = None) -> dict:
         "seconds_per_step": round(run_s / args.steps, 6),
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "engine": args.engine,
+        "inert_governance": inert,
         "scenario": scenario.name,
         "villages": int(scenario.population.villages),
         "setup_s": round(setup_s, 3),

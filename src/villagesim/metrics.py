@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from villagesim.population import AWAY, RESIDENT, World
-from villagesim.processes.week import KINDS, SOURCES, Week
+from villagesim.processes.week import KINDS, SOURCES, Week, row_total
 
 SUM_COLUMNS: list[str] = [
     "residents",
@@ -119,50 +119,63 @@ def village_sums(world: World, week: Week, extra: dict[str, np.ndarray] | None =
     out = np.zeros((n_v, len(cols)), dtype=np.float64)
     index = {c: i for i, c in enumerate(cols)}
 
-    def put(name: str, rows: np.ndarray, weights: np.ndarray | None = None) -> None:
-        out[:, index[name]] = np.bincount(p.village[rows], weights=weights, minlength=n_v)
+    # Persons are stored sorted by village (rows never move), so a per-village count of a
+    # person mask is a segmented sum over contiguous rows; elder columns share one gather of
+    # the elders' villages. Float sums keep np.bincount (sequential, as before).
+    starts = np.searchsorted(p.village, np.arange(n_v)) if len(p) else np.zeros(n_v, dtype=np.int64)
+    contiguous = len(p) > 0 and bool(np.all(np.diff(starts) > 0)) and bool(np.all(p.village[1:] >= p.village[:-1]))
 
-    resident = p.status == RESIDENT
-    put("residents", np.flatnonzero(resident))
-    put("away", np.flatnonzero(p.status == AWAY))
+    def count(name: str, mask: np.ndarray) -> None:
+        if contiguous:
+            out[:, index[name]] = np.add.reduceat(mask, starts, dtype=np.int64)
+        else:
+            out[:, index[name]] = np.bincount(p.village[mask], minlength=n_v)
+
     e = week.elders
-    need = week.need.sum(axis=1)
-    unmet = week.remaining.sum(axis=1)
-    put("elders", e)
-    put("elders_alone", e, week.alone)
-    put("disabled_elders", e, p.care_level[e] >= 1)
-    put("need_hours", e, need)
+    ve = p.village[e]
+
+    def put(name: str, weights: np.ndarray | None = None) -> None:
+        out[:, index[name]] = np.bincount(ve, weights=weights, minlength=n_v)
+
+    count("residents", p.status == RESIDENT)
+    count("away", p.status == AWAY)
+    need = row_total(week.need)
+    unmet = row_total(week.remaining)
+    put("elders")
+    put("elders_alone", week.alone)
+    put("disabled_elders", p.care_level[e] >= 1)
+    put("need_hours", need)
     for k, kind in enumerate(KINDS):
-        put(f"need_{kind}", e, week.need[:, k])
+        put(f"need_{kind}", week.need[:, k])
     services = np.zeros(len(e))
     for s in SOURCES:
         met = week.met_of(s)
-        put(f"met_hours_{s}", e, met)
+        put(f"met_hours_{s}", met)
         if s != "family":
             services += met
-    put("_met_hours_services", e, services)
-    put("unmet_hours", e, unmet)
-    put("hidden_need_hours", e, unmet * ~week.asked)
-    put("elders_with_unmet_need", e, unmet > 0.01)
-    put("requests", e, week.asked)
-    put("handled_requests", e, week.handled)
-    put("matched_requests", e, week.matched)
-    put("need_hours_alone", e, need * week.alone)
-    put("unmet_hours_alone", e, unmet * week.alone)
-    put("_trust_sum", e, p.trust[e])
-    put("_awareness_sum", e, p.awareness[e])
-    put("_satisfaction_sum", e, p.satisfaction[e])
-    put("volunteer_candidates", np.flatnonzero(week.candidates))
-    put("active_volunteers", np.flatnonzero(p.active))
+    put("_met_hours_services", services)
+    put("unmet_hours", unmet)
+    put("hidden_need_hours", unmet * ~week.asked)
+    put("elders_with_unmet_need", unmet > 0.01)
+    put("requests", week.asked)
+    put("handled_requests", week.handled)
+    put("matched_requests", week.matched)
+    put("need_hours_alone", need * week.alone)
+    put("unmet_hours_alone", unmet * week.alone)
+    put("_trust_sum", p.trust[e])
+    put("_awareness_sum", p.awareness[e])
+    put("_satisfaction_sum", p.satisfaction[e])
+    count("volunteer_candidates", week.candidates)
+    count("active_volunteers", p.active)
     served = np.flatnonzero(p.served_hours > 0)
-    put("volunteer_hours", served, p.served_hours[served])
-    put("emergencies", np.flatnonzero(week.emergency))
-    put("emergencies_late", np.flatnonzero(week.late))
+    out[:, index["volunteer_hours"]] = np.bincount(p.village[served], weights=p.served_hours[served], minlength=n_v)
+    count("emergencies", week.emergency)
+    count("emergencies_late", week.late)
     em = np.flatnonzero(week.emergency)
-    put("_answer_hours_sum", em, week.answer_hours[em])
-    put("deaths", np.flatnonzero(week.died))
-    put("outmigrations", np.flatnonzero(week.left))
-    put("returns", np.flatnonzero(week.returned))
+    out[:, index["_answer_hours_sum"]] = np.bincount(p.village[em], weights=week.answer_hours[em], minlength=n_v)
+    count("deaths", week.died)
+    count("outmigrations", week.left)
+    count("returns", week.returned)
     for name, values in (extra or {}).items():
         out[:, index[name]] += values
     return out

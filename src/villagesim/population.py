@@ -86,7 +86,7 @@ class Households:
     hamlet: np.ndarray  # int32: global hamlet index
     x: np.ndarray  # float32 km, village-local
     y: np.ndarray  # float32 km, village-local
-    neighbours: sp.csr_matrix  # households x households, 1 where within the neighbour radius
+    neighbours: sp.csr_matrix  # float64 households x households, 1 where within the neighbour radius
 
     def __len__(self) -> int:
         return len(self.village)
@@ -380,7 +380,7 @@ def neighbour_graph(x: np.ndarray, y: np.ndarray, village: np.ndarray, radius_km
     """Sparse 0/1 matrix of households within ``radius_km`` (at most ``k`` nearest), same village only."""
     n = len(x)
     if n < 2:
-        return sp.csr_matrix((n, n), dtype=np.float32)
+        return sp.csr_matrix((n, n), dtype=np.float64)
     pts = np.c_[x.astype(np.float64) + village * VILLAGE_SPACING_KM, y.astype(np.float64)]
     tree = cKDTree(pts)
     kk = min(k + 1, n)
@@ -388,5 +388,7 @@ def neighbour_graph(x: np.ndarray, y: np.ndarray, village: np.ndarray, radius_km
     rows = np.repeat(np.arange(n), kk)
     cols = idx.ravel()
     ok = (cols < n) & (cols != rows)
-    m = sp.csr_matrix((np.ones(ok.sum(), dtype=np.float32), (rows[ok], cols[ok])), shape=(n, n))
-    return ((m + m.T) > 0).astype(np.float32).tocsr()
+    m = sp.csr_matrix((np.ones(ok.sum(), dtype=np.float64), (rows[ok], cols[ok])), shape=(n, n))
+    # float64 entries: the products with float64 per-household sums need no up-cast of the
+    # matrix at every step (which doubled the time of each sparse product)
+    return ((m + m.T) > 0).astype(np.float64).tocsr()

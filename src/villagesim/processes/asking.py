@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from villagesim.population import World
-from villagesim.processes.week import Week
+from villagesim.processes.week import Week, row_total
 from villagesim.schema import Scenario
 
 NAME = "asking"
@@ -29,7 +29,7 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
     b = scenario.behaviour
     u = rng.random(len(p), dtype=np.float32)
     elders = week.elders
-    hours = week.remaining.sum(axis=1)
+    hours = row_total(week.remaining)
     logit = b.ask_intercept + b.ask_awareness * p.awareness[elders] + b.ask_trust * p.trust[elders] + b.ask_need * np.log1p(hours)
     asked = (hours > 0) & (u[elders] < logistic(logit))
     week.asked = asked

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from villagesim.population import ELDER_AGE, RESIDENT, World
-from villagesim.processes.week import GENERAL_KINDS, Week
+from villagesim.processes.week import GENERAL_KINDS, Week, row_total
 from villagesim.schema import Scenario
 
 NAME = "family"
@@ -40,7 +40,7 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
     hh_capacity = np.bincount(p.household, weights=contribution, minlength=n_hh)
 
     general = week.remaining[:, GENERAL_KINDS]
-    need = general.sum(axis=1).astype(np.float64)
+    need = row_total(general).astype(np.float64)
     hh = p.household[elders]
     hh_need = np.bincount(hh, weights=need, minlength=n_hh)
     others = np.maximum(hh_capacity[hh] - contribution[elders], 0.0)
@@ -66,4 +66,4 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
         covered = np.where(need > 0, np.minimum(1.0, capacity / need), 0.0).astype(np.float32)
     given = general * covered[:, None]
     week.remaining[:, GENERAL_KINDS] = general - given
-    week.add_met("family", given.sum(axis=1))
+    week.add_met("family", row_total(given))

@@ -34,40 +34,55 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
     u_outcome = rng.random(n, dtype=np.float32)
 
     resident = p.status == RESIDENT
-    elder = resident & (p.age >= ELDER_AGE)
-    band = _band3(p.age)
-    level = p.care_level
+    # everything below runs on the resident elders only (row numbers ``e``); the draws above
+    # stay one per person row, so each villager keeps their own random numbers
+    e = np.flatnonzero(resident & (p.age >= ELDER_AGE))
+    band = _band3(p.age[e])
+    level = p.care_level[e]
+    u = u_move[e]
 
-    onset = weekly_probability(np.asarray(h.onset_rate_by_band))[band].astype(np.float32)
-    progression = weekly_probability(np.asarray(h.progression_rate_by_band))[band].astype(np.float32)
+    onset = weekly_probability(np.asarray(h.onset_rate_by_band)).astype(np.float32)[band]
+    progression = weekly_probability(np.asarray(h.progression_rate_by_band)).astype(np.float32)[band]
     recovery = np.float32(weekly_probability(h.recovery_rate))
-    worsen = elder & (((level == 0) & (u_move < onset)) | ((level >= 1) & (level < MAX_LEVEL) & (u_move < progression)))
-    recover = elder & (level == 1) & (u_move >= progression) & (u_move < progression + recovery)
+    worsen = ((level == 0) & (u < onset)) | ((level >= 1) & (level < MAX_LEVEL) & (u < progression))
+    recover = (level == 1) & (u >= progression) & (u < progression + recovery)
     level[worsen] += 1
     level[recover] = 0
 
     # who lives with whom, after this week's moves
     week.household_residents = np.bincount(p.household[resident], minlength=len(world.households))
-    alone = week.household_residents[p.household] == 1
+    alone = week.household_residents[p.household[e]] == 1
 
     # alarms: the first `wearable_alarms` share (by lottery) of at-risk elders wear one
-    at_risk = elder & (alone | (level >= 2))
-    p.alarm = at_risk & (p.lottery < scenario.policy.wearable_alarms)
+    alarm = (alone | (level >= 2)) & (p.lottery[e] < scenario.policy.wearable_alarms)
+    p.alarm = np.zeros(n, dtype=bool)
+    p.alarm[e] = alarm
 
     rates = np.asarray(h.emergency_rate_by_level, dtype=np.float32)
-    emergency = elder & (u_emergency < rates[level])
+    em = u_emergency[e] < rates[level]
     answer_p = np.where(alone, np.float32(h.answer_prob_alone), np.float32(h.answer_prob_with_others))
-    answer_p = np.where(p.alarm, np.maximum(answer_p, np.float32(h.answer_prob_alarm)), answer_p)
-    late = emergency & (u_answer >= answer_p)
-    dies = late & (u_outcome < h.unanswered_death_prob)
-    worse = late & ~dies & (u_outcome < h.unanswered_death_prob + h.unanswered_worsen_prob)
+    answer_p = np.where(alarm, np.maximum(answer_p, np.float32(h.answer_prob_alarm)), answer_p)
+    late_e = em & (u_answer[e] >= answer_p)
+    outcome = u_outcome[e]
+    dies_e = late_e & (outcome < h.unanswered_death_prob)
+    worse = late_e & ~dies_e & (outcome < h.unanswered_death_prob + h.unanswered_worsen_prob)
     level[worse & (level < MAX_LEVEL)] += 1
+    p.care_level[e] = level
+
+    emergency = np.zeros(n, dtype=bool)
+    emergency[e[em]] = True
+    late = np.zeros(n, dtype=bool)
+    late[e[late_e]] = True
+    dies = np.zeros(n, dtype=bool)
+    dies[e[dies_e]] = True
     p.status[dies] = DEAD
     p.active[dies] = False
 
     week.emergency = emergency
     week.late = late
-    week.answer_hours = np.where(late, np.float32(h.answer_hours_late), np.float32(h.answer_hours_in_time)) * emergency
+    answer_hours = np.zeros(n, dtype=np.float32)
+    answer_hours[e[em]] = np.where(late_e[em], np.float32(h.answer_hours_late), np.float32(h.answer_hours_in_time))
+    week.answer_hours = answer_hours
     week.died = week.died | dies if week.died is not None else dies
     if dies.any():
         week.household_residents = np.bincount(p.household[p.status == RESIDENT], minlength=len(world.households))

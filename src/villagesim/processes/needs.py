@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from villagesim.population import ELDER_AGE, RESIDENT, World
-from villagesim.processes.week import COMPANION, DAILY, MEALS, PROFESSIONAL, Week
+from villagesim.processes.week import COMPANION, DAILY, MEALS, PROFESSIONAL, Week, row_total
 from villagesim.schema import Scenario
 
 NAME = "needs"
@@ -36,4 +36,4 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
     week.remaining = need.copy()
     p.need_hours[:] = 0
     p.unmet_hours[:] = 0
-    p.need_hours[elders] = need.sum(axis=1)
+    p.need_hours[elders] = row_total(need)

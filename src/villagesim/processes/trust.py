@@ -22,11 +22,33 @@ from __future__ import annotations
 import numpy as np
 
 from villagesim.population import World
-from villagesim.processes.volunteering import neighbour_share
-from villagesim.processes.week import Week
+from villagesim.processes.week import Week, row_total
 from villagesim.schema import Scenario
 
 NAME = "trust"
+
+
+class _ElderNeighbourhoods:
+    """Means over the elders of each elder's own and neighbouring households.
+
+    The count of elders per neighbourhood is computed once a step and shared by every mean
+    (trust, help received); sums run over elders only, not over the whole person table.
+    """
+
+    def __init__(self, world: World, elders: np.ndarray) -> None:
+        self.n_hh = len(world.households)
+        self.nb = world.households.neighbours
+        self.hh = world.persons.household[elders]
+        hh_n = np.bincount(self.hh, minlength=self.n_hh).astype(np.float64)
+        self.cnt = (hh_n + self.nb @ hh_n)[self.hh]
+
+    def mean(self, per_elder: np.ndarray) -> np.ndarray:
+        """Per elder: mean of ``per_elder`` over the elders of the own and neighbouring households."""
+        hh_sum = np.bincount(self.hh, weights=per_elder, minlength=self.n_hh)
+        tot = (hh_sum + self.nb @ hh_sum)[self.hh]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = np.where(self.cnt > 0, tot / np.maximum(self.cnt, 1e-12), 0.0)
+        return share.astype(np.float32)
 
 
 def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) -> None:
@@ -35,11 +57,10 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
     b = scenario.behaviour
     pol = scenario.policy
     elders = week.elders
-    is_elder = np.zeros(len(p), dtype=np.float32)
-    is_elder[elders] = 1.0
+    neighbourhoods = _ElderNeighbourhoods(world, elders)
 
-    need = week.need.sum(axis=1)
-    unmet = week.remaining.sum(axis=1)
+    need = row_total(week.need)
+    unmet = row_total(week.remaining)
     p.unmet_hours[elders] = unmet
 
     # experience of those who asked
@@ -49,17 +70,15 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
         got = np.where(requested > 0, np.clip(1.0 - unmet / np.maximum(requested, 1e-9), 0.0, 1.0), 0.0)
     outcome = (got * b.service_quality).astype(np.float32)
     trust = p.trust[elders]
+    nb_trust = neighbourhoods.mean(trust)  # neighbours as they were before this week's update
     rate = np.where(outcome > trust, b.trust_experience_rate * (1.0 + pol.transparency), b.trust_experience_rate)
     trust = np.where(asked, trust + rate * (outcome - trust), trust)
 
     # neighbours (elders of own and neighbouring households)
-    nb_trust = neighbour_share(world, p.trust, is_elder)[elders]
     trust = trust + b.trust_neighbour_rate * (nb_trust - trust)
     p.trust[elders] = np.clip(trust, 0.0, 1.0)
 
-    helped = np.zeros(len(p), dtype=np.float32)
-    helped[elders[week.matched]] = 1.0
-    nb_helped = neighbour_share(world, helped, is_elder)[elders]
+    nb_helped = neighbourhoods.mean(week.matched.astype(np.float32))
     aw = p.awareness[elders]
     aw = aw + (b.awareness_publicity_rate * pol.publicity + b.awareness_word_of_mouth * nb_helped) * (1.0 - aw)
     aw = aw - b.awareness_decay * aw

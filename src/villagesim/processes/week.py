@@ -77,3 +77,18 @@ class Week:
         if source in self.met:
             return self.met[source]
         return np.zeros(len(self.elders), dtype=np.float32)
+
+
+def row_total(a: np.ndarray) -> np.ndarray:
+    """Sum over the columns of a (rows x kinds) array, column by column.
+
+    The same numbers as ``a.sum(axis=1)`` (left to right, in the array's dtype) at a
+    fraction of its cost for a few columns and many rows: numpy's axis-1 reduction pays a
+    loop start per row.
+    """
+    if a.ndim != 2 or a.shape[1] == 0:
+        return a.sum(axis=1)
+    out = a[:, 0].copy()
+    for k in range(1, a.shape[1]):
+        out += a[:, k]
+    return out
