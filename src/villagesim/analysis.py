@@ -9,9 +9,10 @@
   variance that input alone explains. It ranks inputs where no variance-based design was run.
 * **Scenario discovery** with PRIM (Friedman and Fisher 1999), implemented here: which ranges
   of the inputs hold the runs where an outcome crosses a threshold ("where does unmet need
-  exceed 20%?"). Peeling removes a share ``alpha`` of the box at a time along the input that
-  raises the density of cases most; pasting then widens the chosen box while the density
-  does not fall.
+  exceed 20%?"). Peeling removes a share ``alpha`` of the box at a time (or one category of a
+  categorical input), choosing the peel that gains the most density per run removed, so a
+  large categorical peel must earn its size; pasting then widens the chosen box while the
+  density does not fall.
 
 Each run's outcome is averaged over its replicates before analysis (a design point is one
 row), so noise between replicates does not masquerade as sensitivity.
@@ -182,10 +183,11 @@ def prim(
             n_new = int(cm.sum())
             if n_new < mass_min * total or n_new >= n_box or n_new == 0:
                 continue
-            key = (float(y[cm].mean()), n_new)
+            gain = (float(y[cm].mean()) - current) / (n_box - n_new)  # density gained per run peeled off
+            key = (gain, n_new)
             if best is None or key > best[:2]:
                 best = (key[0], key[1], cand)
-        if best is None or best[0] <= current:
+        if best is None or best[0] <= 0:
             break
         lim = best[2]
         limits.append(dict(lim))

@@ -184,7 +184,12 @@ class SweepStore:
             **provenance(exp.seed, digest),
         }
         if design.unit is not None:
-            self._atomic(self.folder / "design_unit.npy", lambda p: np.save(p, design.unit))
+
+            def save_unit(p: Path) -> None:
+                with open(p, "wb") as fh:  # a file object: np.save would add ".npy" to a temporary name
+                    np.save(fh, design.unit)
+
+            self._atomic(self.folder / "design_unit.npy", save_unit)
         self._atomic(meta, lambda p: write_json(info, p))
 
     def write(self, result: TaskResult) -> None:
