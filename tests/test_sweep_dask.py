@@ -142,14 +142,34 @@ def test_worker_killed_mid_sweep_every_run_once_and_equal_to_serial(dask_cluster
     assert_complete_and_equal(folder, reference)
 
 
-def test_local_cluster_gives_the_serial_rows(serial, tmp_path):
+def test_local_cluster_gives_the_serial_rows_with_a_bounded_buffer(serial, tmp_path, monkeypatch):
+    """A local cluster of two workers; the driver never holds more than ``max_inflight`` tasks
+    submitted but not yet written."""
     from villagesim.sweep import close_client, make_client
 
     path, reference = serial
+    written = {"n": 0, "max_outstanding": 0}
+    real_write = SweepStore.write
+
+    def counting_write(self, result):
+        written["n"] += 1
+        return real_write(self, result)
+
+    monkeypatch.setattr(SweepStore, "write", counting_write)
     client, cluster = make_client(workers=2)
+    submitted = {"n": 0}
+    real_submit = client.submit
+
+    def spy(*args, **kwargs):
+        submitted["n"] += 1
+        written["max_outstanding"] = max(written["max_outstanding"], submitted["n"] - written["n"])
+        return real_submit(*args, **kwargs)
+
+    client.submit = spy
     try:
         report = sweep(load_experiment(path), tmp_path / "s", client=client, runs_per_task=6, max_inflight=2, progress=False)
     finally:
         close_client(client, cluster)
-    assert report.ran == 90 and report.failed == 0
+    assert report.ran == 90 and report.failed == 0 and report.tasks == 15
+    assert submitted["n"] == 15 and written["max_outstanding"] == 2
     assert_complete_and_equal(tmp_path / "s", reference)

@@ -324,7 +324,8 @@ def sweep(
         max_runs: only the first ``max_runs`` runs of the design (a quick look).
         steps: horizon in weeks instead of the experiment's.
         runs_per_task: runs per Dask task (default: the replicates of a point, at least 4).
-        max_inflight: tasks submitted at once (default: twice the workers' threads, at least 4).
+        max_inflight: tasks submitted at once (default: twice the threads of the workers present,
+            at least 4, looked up again every 2 seconds as workers join or leave).
         retries: times Dask retries a task that raised outside a run (a run's own error is recorded, not retried).
         retry_failed: run again the runs recorded as failed.
         progress: show a progress bar on stderr.
@@ -383,23 +384,32 @@ def sweep(
         else:
             from distributed import as_completed
 
-            if max_inflight is None:
-                threads = sum(client.nthreads().values()) if hasattr(client, "nthreads") else 0
-                max_inflight = max(4, 2 * threads)
             pending = as_completed()
             inflight: dict[Any, list[RunSpec]] = {}
+            cached = [float("-inf"), 4]
 
-            def submit(runs: list[RunSpec]) -> None:
-                key = f"villagesim-run-{runs[0].run_id}-{runs[-1].run_id}-{uuid.uuid4().hex[:8]}"
-                fut = client.submit(run_task, base, runs, *args, key=key, pure=False, retries=retries)
-                inflight[fut] = runs
-                pending.add(fut)
+            def limit() -> int:
+                """Tasks to keep submitted: fixed, or twice the threads of the workers now present."""
+                if max_inflight is not None:
+                    return max(1, int(max_inflight))
+                now = time.monotonic()
+                if now - cached[0] > 2.0:  # workers come and go (batch jobs, deaths): look again now and then
+                    cached[:] = [now, max(4, 2 * sum(client.nthreads().values()))]
+                return int(cached[1])
 
-            for runs in tasks:
-                n_tasks += 1
-                submit(runs)
-                if len(inflight) >= max_inflight:
-                    break
+            def top_up() -> None:
+                nonlocal n_tasks
+                while len(inflight) < limit():
+                    runs = next(tasks, None)
+                    if runs is None:
+                        return
+                    n_tasks += 1
+                    key = f"villagesim-run-{runs[0].run_id}-{runs[-1].run_id}-{uuid.uuid4().hex[:8]}"
+                    fut = client.submit(run_task, base, runs, *args, key=key, pure=False, retries=retries)
+                    inflight[fut] = runs
+                    pending.add(fut)
+
+            top_up()
             for fut in pending:
                 runs = inflight.pop(fut)
                 try:
@@ -409,10 +419,7 @@ def sweep(
                 fut.release()
                 record(result)
                 del result
-                nxt = next(tasks, None)
-                if nxt is not None:
-                    n_tasks += 1
-                    submit(nxt)
+                top_up()
     finally:
         bar.close()
     return SweepReport(
@@ -477,6 +484,7 @@ def make_client(
             client = Client(scheduler_file=scheduler_file, timeout="20s") if scheduler_file else Client(scheduler, timeout="20s")
         except (OSError, TimeoutError) as exc:
             raise VillagesimError(f"cannot reach the Dask scheduler {scheduler or scheduler_file}: {exc}") from None
+        check_workers(client)
         return client, None
     if cluster:
         cluster_obj = make_jobqueue_cluster(
@@ -497,8 +505,35 @@ def make_client(
     from distributed import LocalCluster
 
     n = workers or max(1, (os.cpu_count() or 1))
-    local = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR)
+    local = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=logging.ERROR)
     return Client(local), local
+
+
+def _worker_version() -> str:
+    import villagesim
+
+    return villagesim.__version__
+
+
+def check_workers(client: Any) -> None:
+    """Fail early, in words, when the workers present cannot run this version of villagesim."""
+    import villagesim
+
+    if not client.scheduler_info().get("workers"):
+        return  # none yet: batch jobs may still be queued
+    try:
+        versions = client.run(_worker_version)
+    except Exception as exc:
+        raise VillagesimError(
+            f"the Dask workers cannot run villagesim ({type(exc).__name__}: {exc}); "
+            f"install villagesim {villagesim.__version__} in the workers' Python environment"
+        ) from None
+    other = sorted({v for v in versions.values() if v != villagesim.__version__})
+    if other:
+        raise VillagesimError(
+            f"the Dask workers run villagesim {', '.join(other)} but this driver runs {villagesim.__version__}; "
+            "install the same version on both so that results are the same everywhere"
+        )
 
 
 def make_jobqueue_cluster(
