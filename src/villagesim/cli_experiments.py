@@ -49,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--walltime", help="--cluster: wall time per job, e.g. 02:00:00")
     p.add_argument("--queue", help="--cluster: partition (SLURM) or queue (PBS)")
     p.add_argument("--account", help="--cluster: account/project to charge")
-    p.add_argument("--job-extra", action="append", help="--cluster: extra batch directive, repeatable (e.g. '--qos=normal')")
+    p.add_argument("--job-extra", action="append", help="--cluster: extra batch directive, repeatable (write --job-extra=--qos=normal)")
     p.add_argument("--local-directory", help="--cluster: scratch folder on the compute nodes")
     p.add_argument("--max-runs", type=int, help="only the first N runs of the design (a quick look)")
     p.add_argument("--steps", type=int, help="weeks per run instead of the experiment's (a quick look)")
