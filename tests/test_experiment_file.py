@@ -171,3 +171,12 @@ def test_cli_reports_experiment_errors_on_one_line(tmp_path, capsys):
     assert err.startswith("villagesim: error: ") and f"{path}:6: levers.policy.publicity:" in err
     assert len(err.splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_dry_run_prints_the_design_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "never"
+    assert main(["sweep", str(EXPERIMENTS / "sobol_baseline.toml"), "--out", str(out), "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert "design:        sobol, 2560 point(s) x 2 replicate(s) = 5120 runs of 260 weeks" in text
+    assert "uncertainty  behaviour.ask_trust = triangular 0.5..3.5, mode 2.0" in text
+    assert not out.exists()

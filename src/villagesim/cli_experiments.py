@@ -49,12 +49,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--walltime", help="--cluster: wall time per job, e.g. 02:00:00")
     p.add_argument("--queue", help="--cluster: partition (SLURM) or queue (PBS)")
     p.add_argument("--account", help="--cluster: account/project to charge")
-    p.add_argument("--job-extra", action="append", help="--cluster: extra batch directive, repeatable (write --job-extra=--qos=normal)")
+    p.add_argument(
+        "--job-extra", action="append", help="--cluster: extra batch directive, repeatable (write --job-extra=--qos=normal)"
+    )
     p.add_argument("--local-directory", help="--cluster: scratch folder on the compute nodes")
     p.add_argument("--max-runs", type=int, help="only the first N runs of the design (a quick look)")
     p.add_argument("--steps", type=int, help="weeks per run instead of the experiment's (a quick look)")
     p.add_argument("--runs-per-task", type=int, help="runs per Dask task (default: the replicates of a point, at least 4)")
     p.add_argument("--retry-failed", action="store_true", help="run again the runs recorded as failed")
+    p.add_argument("--dry-run", action="store_true", help="validate the experiment, print its design and stop")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_sweep)
 
@@ -151,9 +154,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             raise VillagesimError(f"{flag} must be at least 1")
     if args.workers is not None and args.workers < 0:
         raise VillagesimError("--workers must be 0 (serial) or more")
-    if not args.quiet:
+    if not args.quiet or args.dry_run:
         for line in describe(exp, build_design(exp)):
             print(line)
+    if args.dry_run:
+        return 0
     client = cluster = None
     try:
         client, cluster = make_client(
