@@ -93,10 +93,11 @@ def main(argv: list[str] | None = None) -> dict:
         persons = model.n_persons
     setup_s = time.perf_counter() - t0
 
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     for _ in range(args.steps):
         model.step()
     run_s = time.perf_counter() - t1
+    cpu_s = time.process_time() - c1
     collected = len(model.datacollector.get_model_vars_dataframe())
 
     result = {
@@ -111,6 +112,7 @@ def main(argv: list[str] | None = None) -> dict:
         "villages": int(scenario.population.villages),
         "setup_s": round(setup_s, 3),
         "run_s": round(run_s, 3),
+        "cpu_s": round(cpu_s, 3),
         "rows_collected": collected,
         "python": platform.python_version(),
         "machine": platform.machine(),

@@ -131,7 +131,9 @@ def _rank_within(groups: np.ndarray) -> np.ndarray:
 
 def _band3(age: np.ndarray) -> np.ndarray:
     """Elder age band index: 0 for 60-69, 1 for 70-79, 2 for 80+."""
-    return np.clip(((age - 60.0) // 10.0).astype(np.int64), 0, 2)
+    # two comparisons instead of a floor division (several times faster; the same bands:
+    # age - 60 is exact in floating point for the ages that matter)
+    return (age >= 70.0).astype(np.int64) + (age >= 80.0)
 
 
 def _pair_up(candidates: np.ndarray, village: np.ndarray, age: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

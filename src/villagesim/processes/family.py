@@ -34,23 +34,26 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
     working_age = resident & ~is_elder & (p.age >= 18)
     healthy_elder = resident & is_elder & (p.care_level <= 1)
 
-    contribution = np.where(working_age, np.float32(c.coresident_adult_care_hours), np.float32(0))
-    contribution = np.where(healthy_elder, np.float32(c.spouse_care_hours), contribution)
+    # only carers contribute: sums run over their rows (in row order, so the same numbers)
+    carers = np.flatnonzero(working_age | healthy_elder)
+    carer_hours = np.where(working_age[carers], np.float32(c.coresident_adult_care_hours), np.float32(c.spouse_care_hours))
     n_hh = len(world.households)
-    hh_capacity = np.bincount(p.household, weights=contribution, minlength=n_hh)
+    hh_capacity = np.bincount(p.household[carers], weights=carer_hours, minlength=n_hh)
+    own_contribution = np.where(healthy_elder[elders], np.float32(c.spouse_care_hours), np.float32(0))
 
     general = week.remaining[:, GENERAL_KINDS]
     need = row_total(general).astype(np.float64)
     hh = p.household[elders]
     hh_need = np.bincount(hh, weights=need, minlength=n_hh)
-    others = np.maximum(hh_capacity[hh] - contribution[elders], 0.0)
+    others = np.maximum(hh_capacity[hh] - own_contribution, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         coresident = np.where(hh_need[hh] > 0, others * need / hh_need[hh], 0.0)
 
     # adult children of the same family line living elsewhere in the village
     n_lin = int(p.lineage.max()) + 1 if len(p) else 0
-    lin_adults = np.bincount(p.lineage, weights=working_age, minlength=n_lin)
-    hh_adults = np.bincount(p.household, weights=working_age, minlength=n_hh)
+    adults = np.flatnonzero(working_age)
+    lin_adults = np.bincount(p.lineage[adults], minlength=n_lin).astype(np.float64)
+    hh_adults = np.bincount(p.household[adults], minlength=n_hh).astype(np.float64)
     lineage = p.lineage[elders]
     nearby_adults = np.maximum(lin_adults[lineage] - hh_adults[hh], 0.0)
     lin_need = np.bincount(lineage, weights=need, minlength=n_lin)

@@ -84,5 +84,5 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
     answer_hours[e[em]] = np.where(late_e[em], np.float32(h.answer_hours_late), np.float32(h.answer_hours_in_time))
     week.answer_hours = answer_hours
     week.died = week.died | dies if week.died is not None else dies
-    if dies.any():
-        week.household_residents = np.bincount(p.household[p.status == RESIDENT], minlength=len(world.households))
+    if dies_e.any():  # the dead no longer live in their household
+        week.household_residents = week.household_residents - np.bincount(p.household[e[dies_e]], minlength=len(world.households))
