@@ -55,6 +55,8 @@ SUM_COLUMNS: list[str] = [
     "ngo_hours",
     "ngo_villages_served",
     "platform_matched_requests",
+    "requests_no_digital",
+    "matched_requests_no_digital",
     "facilities_built",
     "facilities_operating",
     "facilities_idle",
@@ -80,6 +82,7 @@ RATIO_COLUMNS: dict[str, tuple[str, str, float]] = {
     "request_match_rate": ("matched_requests", "requests", 0.0),
     "mean_answer_hours": ("_answer_hours_sum", "emergencies", 0.0),
     "unmet_share_alone": ("unmet_hours_alone", "need_hours_alone", 0.0),
+    "match_rate_no_digital": ("matched_requests_no_digital", "requests_no_digital", 0.0),
     "redemption_success_rate": ("_redemptions_ok", "redemptions", 1.0),
     "cost_per_met_hour": ("spend_total", "_met_hours_services", 0.0),
 }

@@ -20,8 +20,10 @@ Runs in the last week of each budget year (and once at the start, for year 0):
    the rest to services. Uses with nothing to pay for under the current levers get no
    money (the split is renormalised over the others).
 3. **Building.** The building pool buys facilities: under *count* the cheapest first (more
-   facilities to count), under *quality* happiness homes first in the villages with most
-   elders. The rest of the pool lapses.
+   facilities to count) and, once every slot is built, upgrades of existing buildings
+   (money into infrastructure, no new service); under *quality* happiness homes first in
+   the villages with most elders, and only as many as 80% of the budget can also run.
+   The rest of the pool lapses.
 4. **Running funds.** Under *count* spread over all built facilities in proportion to
    their yearly cost (a little for each); under *quality* each known facility is funded in
    full, the most used first, until the pool runs out.
@@ -61,15 +63,12 @@ def target_shares(world: World, scenario: Scenario, rng: np.random.Generator, st
     known &= ~lost
     if pol.allocation == "fixed":
         return base, known
-    if fac.built.all():  # nothing left to build, whatever the KPI
-        base[b] = 0.0
-        base = base / base.sum() if base.sum() > 0 else base
     if pol.evaluation_regime == "count":
         target = base.copy()
         target[b] = 0.0
         rest = target / target.sum() if target.sum() > 0 else target
         target = rest * (1.0 - gov.count_building_share)
-        target[b] = gov.count_building_share if not fac.built.all() else 0.0
+        target[b] = gov.count_building_share  # when every slot is built, the money goes into upgrades
         return target, known
     others = base.copy()
     others[[b, r]] = 0.0
@@ -77,7 +76,7 @@ def target_shares(world: World, scenario: Scenario, rng: np.random.Generator, st
     need = float(yearly_cost[known].sum())
     running = min(need / pol.budget, 0.8) if pol.budget > 0 else 0.0
     lacking = np.setdiff1d(np.arange(len(world.villages)), fac.village[fac.built & (fac.kind == HOME)]).size > 0
-    building = gov.quality_building_share if lacking else 0.0
+    building = gov.quality_building_share if lacking and not fac.built.all() else 0.0
     target = others / others.sum() * max(0.0, 1.0 - running - building) if others.sum() > 0 else others
     target[b] = building
     target[r] = running
@@ -134,26 +133,36 @@ def _build(world: World, scenario: Scenario, step: int) -> None:
     fac = inst.facilities
     tr = inst.treasury
     cost = np.asarray(scenario.facilities.build_cost)[fac.kind]
-    candidates = np.flatnonzero(~fac.built)
-    if len(candidates) == 0 or tr.pools["facility_building"] <= 0:
-        tr.pools["facility_building"] = 0.0  # nothing to build: the money lapses
+    pool = tr.pools["facility_building"]
+    tr.pools["facility_building"] = 0.0  # what is not spent now lapses
+    if pool <= 0:
         return
-    elders = np.bincount(world.persons.village[world.persons.age >= 60], minlength=len(world.villages))
-    if scenario.policy.evaluation_regime == "count":
+    n_v = len(world.villages)
+    candidates = np.flatnonzero(~fac.built)
+    elders = np.bincount(world.persons.village[world.persons.age >= 60], minlength=n_v)
+    count = scenario.policy.evaluation_regime == "count"
+    if count:  # more facilities to count: the cheapest first
         order = np.lexsort((-elders[fac.village[candidates]], cost[candidates]))
-    else:
+    else:  # happiness homes first, where most elders live
         order = np.lexsort((-elders[fac.village[candidates]], fac.kind[candidates]))
     candidates = candidates[order]
-    affordable = np.cumsum(cost[candidates]) <= tr.pools["facility_building"]
+    affordable = np.cumsum(cost[candidates]) <= pool
+    if not count:
+        # build only what the budget can also run next year
+        running_need = float(_yearly_cost(scenario, fac.kind)[fac.built].sum())
+        room = 0.8 * scenario.policy.budget - running_need
+        affordable &= np.cumsum(_yearly_cost(scenario, fac.kind)[candidates]) <= room
     new = candidates[affordable]
     fac.built[new] = True
     fac.built_step[new] = step
-    paid = float(cost[new].sum())
-    tr.pools["facility_building"] -= paid
-    tr.spent_year += paid
+    spent = np.bincount(fac.village[new], weights=cost[new], minlength=n_v).astype(np.float64)
+    left = pool - float(spent.sum())
+    if count and left > 0 and fac.built.any():
+        # judged on buildings, the rest goes into upgrading the existing ones (no new service)
+        spent += left * np.bincount(fac.village[fac.built], minlength=n_v) / fac.built.sum()
+    tr.spent_year += float(spent.sum())
     # booked in the first week of the new budget year (see the finance process)
-    inst.pending_building_spend = np.bincount(fac.village[new], weights=cost[new], minlength=len(world.villages))
-    tr.pools["facility_building"] = 0.0  # the rest lapses
+    inst.pending_building_spend = spent
 
 
 def _fund_running(world: World, scenario: Scenario, known: np.ndarray) -> None:

@@ -256,3 +256,10 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
         requests = requests[~reached | ~week.matched[requests]]  # the rest go to the committee
     manual_match(world, scenario, rng, week, requests, pool, first=redemptions)
     timebank.settle(world, scenario, substream(rng, 2), week, redemptions)
+    # elders who cannot use a platform on their own or through family (the digital divide)
+    asked = np.flatnonzero(week.asked)
+    no_digital = ~platform.digital_access(world, week, asked)
+    village = world.persons.village[week.elders[asked]]
+    week.report("requests_no_digital", np.bincount(village, weights=no_digital, minlength=week.n_villages))
+    matched = no_digital & week.matched[asked]
+    week.report("matched_requests_no_digital", np.bincount(village, weights=matched, minlength=week.n_villages))

@@ -31,14 +31,22 @@ UNTRAINED_PENALTY_KM = 5.0
 """Cost (in km) of sending an untrained volunteer to a request that needs professional care."""
 
 
-def reach(world: World, scenario: Scenario, week: Week, positions: np.ndarray) -> np.ndarray:
-    """Which requests (positions in ``week.elders``) reach the platform."""
+def digital_access(world: World, week: Week, positions: np.ndarray) -> np.ndarray:
+    """Which elders (positions in ``week.elders``) can use a platform: themselves, or through a
+    resident working-age member of the family line who can (a proxy)."""
     p = world.persons
     rows = week.elders[positions]
     resident_adult = (p.status == RESIDENT) & (p.age >= 18) & (p.age < ELDER_AGE) & p.digital
     n_lin = int(p.lineage.max()) + 1 if len(p) else 0
     proxies = np.bincount(p.lineage, weights=resident_adult, minlength=n_lin)
-    direct = p.digital[rows] | (proxies[p.lineage[rows]] > 0)
+    return p.digital[rows] | (proxies[p.lineage[rows]] > 0)
+
+
+def reach(world: World, scenario: Scenario, week: Week, positions: np.ndarray) -> np.ndarray:
+    """Which requests (positions in ``week.elders``) reach the platform."""
+    p = world.persons
+    rows = week.elders[positions]
+    direct = digital_access(world, week, positions)
     # a second fixed lottery, independent of the one used for alarms
     offline_draw = (p.lottery[rows] * 7919.0) % 1.0
     offline = offline_draw < scenario.policy.platform.offline_channel_coverage

@@ -1,0 +1,304 @@
+"""Levers act through mechanisms: the patterns of MODEL.md §6 and the conservation laws.
+
+Pattern tests compare two arms on common random numbers (same seed, same replicate
+numbers) and use paired differences over replicates. Unless a test says otherwise, an
+effect "holds" when the paired 95% t-interval of the difference excludes zero in the
+expected direction.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from conftest import SCENARIOS
+from villagesim.model import VillageModel
+from villagesim.runner import run_scenario
+from villagesim.scenario import load_scenario
+from villagesim.schema import Intervention, Scenario
+
+
+def scenario(name: str = "baseline", **overrides) -> Scenario:
+    s = load_scenario(SCENARIOS / f"{name}.toml").scenario
+    return s.with_overrides(overrides) if overrides else s
+
+
+def series(s: Scenario, replicates: int, steps: int) -> pd.DataFrame:
+    return run_scenario(s, replicates=replicates, steps=steps, record_villages=False).timeseries
+
+
+def per_replicate(ts: pd.DataFrame, column: str, from_step: int = 0) -> np.ndarray:
+    return ts[ts.step > from_step].groupby("replicate")[column].mean().to_numpy()
+
+
+def ci(diff: np.ndarray) -> tuple[float, float]:
+    """Paired 95% t-interval of the mean difference."""
+    half = stats.t.ppf(0.975, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff))
+    return diff.mean() - half, diff.mean() + half
+
+
+def assert_positive(diff: np.ndarray, what: str) -> None:
+    low, high = ci(diff)
+    assert low > 0, f"{what}: 95% CI of the paired difference ({low:.4g}, {high:.4g}) does not exclude 0"
+
+
+SMALL = {"population.residents_per_village": 600}
+
+
+@pytest.mark.slow
+def test_count_kpi_builds_more_idles_more_serves_less_than_quality():
+    """Eight villages sharing one budget, 5 years, 8 replicates: under the count KPI more
+    facilities are built and more stand idle; under the quality KPI facilities, NGOs and
+    subsidies deliver more service hours."""
+    common = {
+        "population.villages": 8,
+        "population.residents_per_village": 400,
+        "policy.budget": 150000.0,
+        "policy.allocation": "adaptive",
+    }
+    count = series(scenario(**common, **{"policy.evaluation_regime": "count"}), 8, 260)
+    quality = series(scenario(**common, **{"policy.evaluation_regime": "quality"}), 8, 260)
+    assert_positive(per_replicate(count, "facilities_built", 208) - per_replicate(quality, "facilities_built", 208), "built")
+    assert_positive(per_replicate(count, "facilities_idle", 52) - per_replicate(quality, "facilities_idle", 52), "idle")
+    for ts in (count, quality):
+        ts["service_hours"] = ts["met_hours_facility"] + ts["met_hours_ngo"] + ts["met_hours_time_bank"]
+    assert_positive(per_replicate(quality, "service_hours", 52) - per_replicate(count, "service_hours", 52), "service")
+
+
+@pytest.mark.slow
+def test_time_bank_raises_volunteering_only_while_redemption_is_trusted():
+    """Years 3-5, 6 replicates: a reliable time bank raises active volunteers by more than
+    20% of the baseline; one whose redemptions mostly fail raises them by less than a third
+    of the reliable bank's effect, with a redemption success rate below 40%."""
+    base = series(scenario(**SMALL), 6, 260)
+    good = series(scenario("time_bank", **SMALL), 6, 260)
+    bad = series(scenario("time_bank_untrusted", **SMALL), 6, 260)
+    v0, v1, v2 = (per_replicate(ts, "active_volunteers", 104) for ts in (base, good, bad))
+    assert_positive(v1 - v0, "trusted time bank")
+    assert (v1 - v0).mean() > 0.2 * v0.mean()
+    assert (v2 - v0).mean() < (v1 - v0).mean() / 3
+    assert_positive(v1 - v2, "trusted vs failing")
+    rate_good = good["redemptions"].sum() - good["redemptions_failed"].sum()
+    assert rate_good / good["redemptions"].sum() > 0.8
+    assert bad["redemptions_failed"].sum() / bad["redemptions"].sum() > 0.6
+
+
+@pytest.mark.slow
+def test_platform_raises_matches_but_not_for_the_digitally_excluded_without_offline_channel():
+    """Years 1-3, 6 replicates: the platform raises matched requests; for elders without
+    digital access (own or by a family proxy) the gain in their match rate is less than
+    half of what an offline channel covering all of them brings."""
+    steps = 156
+    base = series(scenario(**SMALL), 6, steps)
+    on = {"policy.platform.enabled": True}
+    online = series(scenario(**SMALL, **on, **{"policy.platform.offline_channel_coverage": 0.0}), 6, steps)
+    offline = series(scenario(**SMALL, **on, **{"policy.platform.offline_channel_coverage": 1.0}), 6, steps)
+    assert_positive(per_replicate(online, "matched_requests") - per_replicate(base, "matched_requests"), "platform")
+
+    def rate(ts):
+        g = ts.groupby("replicate")
+        return (g["matched_requests_no_digital"].sum() / g["requests_no_digital"].sum()).to_numpy()
+
+    gain_online = rate(online) - rate(base)
+    gain_offline = rate(offline) - rate(base)
+    assert_positive(gain_offline, "offline channel")
+    assert gain_online.mean() < 0.5 * gain_offline.mean()
+
+
+@pytest.mark.slow
+def test_publicity_raises_requests_and_brings_hidden_need_to_light():
+    """Years 1-3, 6 replicates: more requests, less hidden need."""
+    base = series(scenario(**SMALL), 6, 156)
+    pub = series(scenario("publicity", **SMALL), 6, 156)
+    assert_positive(per_replicate(pub, "requests") - per_replicate(base, "requests"), "requests")
+    assert_positive(per_replicate(base, "hidden_need_hours") - per_replicate(pub, "hidden_need_hours"), "hidden need")
+
+
+@pytest.mark.slow
+def test_administrative_burden_lowers_manual_matching():
+    """Years 1-2, 6 replicates: burden 0.9 vs 0.3 on the committee."""
+    low = series(scenario(**SMALL, **{"committee.admin_burden": 0.3}), 6, 104)
+    high = series(scenario(**SMALL, **{"committee.admin_burden": 0.9}), 6, 104)
+    assert_positive(per_replicate(low, "matched_requests") - per_replicate(high, "matched_requests"), "burden")
+    assert_positive(per_replicate(low, "handled_requests") - per_replicate(high, "handled_requests"), "handled")
+
+
+def test_ngos_reach_central_villages_before_remote_ones():
+    """At one price, NGOs serve every village closer than the break-even distance and none
+    beyond; within reach, a tight budget goes to the nearest villages first."""
+    s = scenario(
+        "ngo_purchase",
+        **{
+            "population.villages": 12,
+            "population.residents_per_village": 300,
+            "population.remoteness_km_min": 1.0,
+            "population.remoteness_km_max": 30.0,
+            "policy.ngo_purchase_budget": 60000.0,
+            "policy.ngo_price_per_hour": 45.0,
+        },
+    )
+    model = VillageModel(s, steps=52)
+    for _ in range(52):
+        model.step()
+    vs = model.village_outcomes()
+    hours = vs.groupby("village")["ngo_hours"].sum().to_numpy()
+    elders = vs.groupby("village")["elders"].mean().to_numpy()
+    remote = model.world.villages.remoteness_km
+    ngo = s.ngo
+    break_even = (45.0 - ngo.cost_per_hour) * ngo.hours_per_visit / (2 * ngo.travel_cost_per_km)
+    assert np.all(hours[remote > break_even] == 0)
+    served = hours > 0
+    assert served.any()
+    # central first: every village served lies nearer than every reachable village left out
+    left_out = ~served & (remote <= break_even)
+    if left_out.any():
+        assert remote[served].max() < remote[left_out].min()
+    rho = stats.spearmanr(remote[remote <= break_even], (hours / elders)[remote <= break_even]).statistic
+    assert rho < 0, rho
+
+
+# ---------------------------------------------------------------- conservation
+ALL_LEVERS = {
+    "population.villages": 3,
+    "population.residents_per_village": 500,
+    "policy.incentive_per_hour": 10.0,
+    "policy.publicity": 0.6,
+    "policy.party_mobilisation": 0.5,
+    "policy.liability_insurance": True,
+    "policy.wearable_alarms": 0.5,
+    "policy.ngo_purchase_budget": 40000.0,
+    "policy.ngo_price_per_hour": 60.0,
+    "policy.time_bank.enabled": True,
+    "policy.time_bank.redemption_guarantee": 0.5,
+    "policy.time_bank.account_cap_hours": 20.0,
+    "policy.platform.enabled": True,
+    "policy.platform.offline_channel_coverage": 0.5,
+}
+
+
+@pytest.fixture(scope="module")
+def all_levers():
+    s = scenario(**ALL_LEVERS)
+    model = VillageModel(s, steps=156)
+    facility_cap, ngo_cap, served = [], [], []
+    cap = np.asarray(s.facilities.capacity_hours)
+    for _ in range(156):
+        model.step()
+        fac = model.world.institutions.facilities
+        facility_cap.append(bool(np.all(fac.hours_served <= cap[fac.kind] + 1e-6)))
+        ngo_cap.append(model.latest["ngo_hours"] <= s.ngo.count * s.ngo.hours_per_week + 1e-6)
+        p = model.world.persons
+        served.append(bool(np.all(p.served_hours <= p.availability + 1e-4)))
+    return s, model, facility_cap, ngo_cap, served
+
+
+def test_met_hours_never_exceed_need_or_supply(all_levers):
+    s, model, facility_cap, ngo_cap, served = all_levers
+    ts = model.timeseries()
+    met = ts[[c for c in ts.columns if c.startswith("met_hours_")]].sum(axis=1)
+    np.testing.assert_allclose(met + ts["unmet_hours"], ts["need_hours"], rtol=1e-4)
+    assert (ts["unmet_hours"] >= -1e-6).all()
+    assert all(facility_cap) and all(ngo_cap) and all(served)
+    assert (ts["met_hours_volunteer"] + ts["met_hours_peer"] <= ts["volunteer_hours"] + 1e-3).all()
+
+
+def test_money_spent_never_exceeds_budget(all_levers):
+    s, model, *_ = all_levers
+    ts = model.timeseries()
+    year = (ts["step"] - 1) // 52
+    per_year = ts.groupby(year)["spend_total"].sum()
+    assert (per_year <= s.policy.budget + s.policy.ngo_purchase_budget + 1e-6).all()
+    assert per_year.min() > 0
+    parts = ts[[c for c in ts.columns if c.startswith("spend_") and c != "spend_total"]].sum(axis=1)
+    np.testing.assert_allclose(parts, ts["spend_total"], rtol=1e-9, atol=1e-6)
+
+
+def test_time_bank_credit_is_conserved(all_levers):
+    s, model, *_ = all_levers
+    ts = model.timeseries()
+    issued = ts["time_bank_credited"].sum()
+    redeemed = ts["time_bank_redeemed"].sum()
+    expired = ts["time_bank_expired"].sum()
+    outstanding = ts["time_bank_outstanding"].iloc[-1]
+    assert issued > 100 and redeemed > 0 and expired > 0
+    assert issued == pytest.approx(redeemed + outstanding + expired, rel=1e-4)
+    inst = model.world.institutions
+    assert inst.tb_credited == pytest.approx(issued, rel=1e-4)
+
+
+def test_every_lever_changes_the_run():
+    """Each lever of MODEL.md §4, switched on alone (in a context where it can act), changes
+    the outputs against the same context without it: no dead lever."""
+    cases = [
+        ({"policy.incentive_per_hour": 20.0}, {}),
+        ({"policy.publicity": 0.8}, {}),
+        ({"policy.party_mobilisation": 0.8}, {}),
+        ({"policy.liability_insurance": True}, {}),
+        ({"policy.wearable_alarms": 0.9}, {}),
+        # NGOs enter only where the price covers travel: a price that reaches any village
+        ({"policy.ngo_purchase_budget": 100000.0}, {"policy.ngo_price_per_hour": 120.0}),
+        ({"policy.ngo_price_per_hour": 120.0}, {}),
+        ({"policy.evaluation_regime": "quality"}, {}),
+        ({"policy.allocation": "fixed"}, {}),
+        ({"policy.budget": 20000.0}, {}),
+        ({"policy.transparency": 1.0}, {}),
+        ({"policy.time_bank.enabled": True}, {}),
+        ({"policy.platform.enabled": True}, {}),
+        # feedback acts through the yearly budget decision of a quality-judged government
+        ({"policy.feedback_mechanism": 1.0}, {"policy.evaluation_regime": "quality", "run.steps": 110}),
+    ]
+    for change, context in cases:
+        steps = context.get("run.steps", 30)
+        runs = []
+        for overrides in (context, {**context, **change}):
+            model = VillageModel(scenario(**SMALL, **overrides), steps=steps)
+            for _ in range(steps):
+                model.step()
+            runs.append(model.timeseries())
+        assert not runs[0].equals(runs[1]), f"{change} changed nothing"
+
+
+def test_intervention_leaves_earlier_steps_identical():
+    """An intervention at step k: steps before k are identical to the baseline run."""
+    k = 40
+    s = scenario(**SMALL)
+    change = Intervention(step=k, set={"policy.platform.enabled": True, "policy.publicity": 0.7})
+    s2 = s.model_copy(update={"intervention": [change]})
+    a = VillageModel(s, steps=60)
+    b = VillageModel(s2, steps=60)
+    for _ in range(60):
+        a.step()
+        b.step()
+    ta, tb = a.timeseries(), b.timeseries()
+    pd.testing.assert_frame_equal(ta[ta.step < k], tb[tb.step < k])
+    assert not ta[ta.step >= k].reset_index(drop=True).equals(tb[tb.step >= k].reset_index(drop=True))
+    assert tb[tb.step >= k]["platform_requests"].sum() > 0 and ta["platform_requests"].sum() == 0
+    assert tb[tb.step >= k]["spend_platform"].sum() > 0
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "platform",
+        "time_bank",
+        "time_bank_untrusted",
+        "quality_kpi",
+        "ngo_purchase",
+        "publicity",
+        "party_mobilisation",
+        "wearables",
+        "incentives",
+    ],
+)
+def test_shipped_policy_scenarios_extend_baseline_and_ask_a_question(name):
+    path = SCENARIOS / f"{name}.toml"
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith("# Question:")
+    loaded = load_scenario(path)
+    assert any(p.name == "baseline.toml" for p in loaded.chain)
+    model = VillageModel(loaded.scenario, steps=8)
+    for _ in range(8):
+        model.step()
+    assert len(model.timeseries()) == 8
