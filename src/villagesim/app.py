@@ -30,6 +30,7 @@ from villagesim.app_figures import (
     CARE_COLOURS,
     CHARTS,
     ChartBoard,
+    CountyMap,
     VillageMap,
     chart,
     charts_figure,
@@ -114,13 +115,13 @@ class ClickableImage(v.VuetifyTemplate):
     template = traitlets.Unicode(
         """
 <template>
-  <img :src="src" :class="css" style="max-width: 100%; cursor: pointer"
+  <img :src="src" :class="image_class" style="max-width: 100%; cursor: pointer"
        @click="pick({x: $event.offsetX / $event.target.clientWidth, y: $event.offsetY / $event.target.clientHeight})" />
 </template>
 """
     ).tag(sync=True)
     src = traitlets.Unicode("").tag(sync=True)
-    css = traitlets.Unicode("").tag(sync=True)
+    image_class = traitlets.Unicode("").tag(sync=True)
     on_pick = traitlets.Any(None, allow_none=True)
 
     def vue_pick(self, data: dict[str, float]) -> None:
@@ -181,6 +182,12 @@ KPIS = [
 
 
 # ---------------------------------------------------------------------------- components
+def _locked(run: PageRun, f: Any, *args: Any) -> Any:
+    """Call ``f`` while the run cannot step (the play thread steps while other threads draw)."""
+    with run.lock:
+        return f(*args)
+
+
 @solara.component
 def LeverControl(spec: LeverSpec, value: Any, error: str, on_set: Any) -> None:
     """One lever: a switch, a selector, or a slider with a field to type an exact value."""
@@ -300,25 +307,27 @@ def MapView(run: PageRun, week: int, village: solara.Reactive[int], colour_by: s
     n_v = len(run.run.world.villages)
     v_now = min(village.value, n_v - 1)
     board = solara.use_memo(lambda: VillageMap(run.run, v_now, colour_by.value), dependencies=[id(run), v_now, colour_by.value])
-    map_png = solara.use_memo(board.render, dependencies=[board, run.week])
-    county = solara.use_memo(
-        lambda: county_map(run.run, run.village_unmet_share(), v_now) if n_v > 1 else None,
-        dependencies=[id(run), run.week, v_now, n_v],
-    )
+    map_png = solara.use_memo(lambda: _locked(run, board.render), dependencies=[board, run.week])
+    county = solara.use_memo(lambda: CountyMap(run.run) if n_v > 1 else None, dependencies=[id(run), n_v])
+    share = _locked(run, run.village_unmet_share) if county is not None else None
     county_src = solara.use_memo(
-        lambda: "data:image/png;base64," + base64.b64encode(png(county)).decode() if county is not None else "",
-        dependencies=[county],
+        lambda: (
+            "data:image/png;base64," + base64.b64encode(_locked(run, county.render, share, v_now)).decode()
+            if county is not None
+            else ""
+        ),
+        dependencies=[county, run.week, v_now],
     )
 
     def on_pick(fx: float, fy: float) -> None:
         if county is None:
             return
-        hit = village_at(county, run.run, fx, fy)
+        hit = village_at(county.fig, run.run, fx, fy)
         if hit is not None:
             village.value = hit
 
-    with solara.Row(gap="12px", style={"flex-wrap": "wrap", "align-items": "flex-start"}):
-        with solara.Column(gap="4px"):
+    with solara.Row(gap="16px", style={"flex-wrap": "wrap", "align-items": "flex-start"}):
+        with solara.Column(gap="4px", style={"width": "540px", "flex": "0 0 auto"}):
             with solara.Row(gap="12px", style={"align-items": "center"}):
                 solara.ToggleButtonsSingle(
                     value=colour_by.value,
@@ -328,7 +337,7 @@ def MapView(run: PageRun, week: int, village: solara.Reactive[int], colour_by: s
             solara.Image(map_png, classes=["village-map"])
             solara.HTML(tag="div", unsafe_innerHTML=_legend_html())
         if county is not None:
-            with solara.Column(gap="4px"):
+            with solara.Column(gap="4px", style={"width": "540px", "flex": "0 0 auto"}):
                 solara.HTML(
                     tag="div",
                     unsafe_innerHTML=(
@@ -338,8 +347,7 @@ def MapView(run: PageRun, week: int, village: solara.Reactive[int], colour_by: s
                     ),
                     style="max-width: 460px",
                 )
-                ClickableImage.element(src=county_src, css="county-map", on_pick=on_pick)
-                share = run.village_unmet_share()
+                ClickableImage.element(src=county_src, image_class="county-map", on_pick=on_pick)
                 labels = [f"Village {i + 1}" for i in range(n_v)]
                 solara.Select(
                     label="Open village",
@@ -388,6 +396,11 @@ def Charts(run: PageRun, week: int, compare: bool) -> None:
 
 def figures_zip(run: PageRun, village: int, colour_by: str) -> bytes:
     """The current figures at print resolution, with legends, as a ZIP of PNG files."""
+    with run.lock:
+        return _figures_zip(run, village, colour_by)
+
+
+def _figures_zip(run: PageRun, village: int, colour_by: str) -> bytes:
     data = run.data()
     treated = data[data["arm"] == ARMS[0]]
     baseline = data[data["arm"] == ARMS[1]] if run.baseline is not None else None
@@ -445,7 +458,7 @@ def RunCard(
                 disabled=not run.running,
             )
             solara.Button("Reset", on_click=on_reset, color="primary", outlined=True)
-        solara.SliderInt("Speed: pause between weeks (ms)", value=interval_ms, min=0, max=1000, step=50)
+        solara.SliderInt("Speed (ms between weeks)", value=interval_ms, min=0, max=1000, step=50)
         changed = ", ".join(sorted(run.levers)) if run.levers else "none"
         solara.Text(f"Levers you changed: {changed}", style={"font-size": "0.85em", "color": "#555"}, classes=["changed-levers"])
         solara.Button("Undo all lever changes", on_click=on_undo, text=True, disabled=not run.levers)

@@ -29,6 +29,7 @@ from villagesim.schema import CARE_LEVELS
 
 WEEKS_PER_YEAR = 52.0
 DPI = 72
+MAP_DPI = 84
 TREATED_LABEL = "with your levers"
 BASELINE_LABEL = "baseline (same seed, levers as loaded)"
 SOURCE_COLOURS = ["#4c72b0", "#55a868", "#8fd694", "#c44e52", "#8172b2", "#ccb974"]
@@ -237,7 +238,7 @@ class VillageMap:
         world = model.world
         hh = world.households
         unmet = colour_by == "unmet"
-        fig = Figure(figsize=(8.2, 5.6) if legend else (6.2, 5.6), dpi=DPI)
+        fig = Figure(figsize=(8.2, 5.6) if legend else (6.2, 5.6), dpi=MAP_DPI)
         fig.subplots_adjust(left=0.1, right=0.72 if legend else (0.8 if unmet else 0.97), top=0.93, bottom=0.09)
         ax = fig.subplots()
         self.fig, self.ax = fig, ax
@@ -399,48 +400,76 @@ COUNTY_AXES = (0.1, 0.1, 0.68, 0.8)
 """Axes rectangle of the county view (figure fractions), used to map a click to a village."""
 
 
-def county_map(model: VillageModel, unmet_share: np.ndarray, selected: int | None = None) -> Figure:
-    """The county: one disc per village (size: registered residents), coloured by unmet need share."""
-    x, y = county_positions(model)
-    fig = Figure(figsize=(6.2, 5.4), dpi=DPI)
-    ax = fig.add_axes(COUNTY_AXES)
-    size = model.world.villages.size.astype(float)
-    sc = ax.scatter(
-        x,
-        y,
-        s=12 + 60 * size / max(size.max(), 1.0),
-        c=np.nan_to_num(unmet_share, nan=0.0),
-        cmap="RdYlGn_r",
-        vmin=0,
-        vmax=1,
-        edgecolors="#444444",
-        linewidths=0.4,
-    )
-    ax.scatter([0], [0], marker="*", s=160, color="black")
-    ax.annotate("township seat", (0, 0), textcoords="offset points", xytext=(6, 6), fontsize=8)
-    if selected is not None:
-        ax.scatter([x[selected]], [y[selected]], s=260, facecolors="none", edgecolors="#1f4e9c", linewidths=2)
-        ax.annotate(
-            f"village {selected + 1}",
-            (x[selected], y[selected]),
-            textcoords="offset points",
-            xytext=(8, -12),
-            fontsize=9,
-            color="#1f4e9c",
+class CountyMap:
+    """The county view: one disc per village (size: registered residents), coloured by this
+    week's unmet need share, the open village ringed. Colours, ring and title are redrawn
+    on the kept background (see :class:`Blitter`).
+    """
+
+    def __init__(self, model: VillageModel) -> None:
+        self.model = model
+        self.lock = threading.Lock()
+        x, y = county_positions(model)
+        fig = Figure(figsize=(6.2, 5.4), dpi=MAP_DPI)
+        ax = fig.add_axes(COUNTY_AXES)
+        self.fig, self.ax = fig, ax
+        size = model.world.villages.size.astype(float)
+        self.discs = ax.scatter(
+            x,
+            y,
+            s=12 + 60 * size / max(size.max(), 1.0),
+            c=np.zeros(len(x)),
+            cmap="RdYlGn_r",
+            vmin=0,
+            vmax=1,
+            edgecolors="#444444",
+            linewidths=0.4,
         )
-    lim = float(max(np.abs(x).max(initial=1), np.abs(y).max(initial=1))) * 1.08
-    ax.set_xlim(-lim, lim)
-    ax.set_ylim(-lim, lim)
-    ax.set_aspect("equal", adjustable="box")
-    ax.set_xlabel("km east of the township seat", fontsize=9)
-    ax.set_ylabel("km north", fontsize=9)
-    ax.tick_params(labelsize=8)
-    ax.set_title(f"County: {len(x)} villages, week {model.steps}", fontsize=11, y=1.01)
-    cax = fig.add_axes((0.84, 0.2, 0.03, 0.6))
-    cb = fig.colorbar(sc, cax=cax)
-    cb.set_label("unmet need share this week", fontsize=8)
-    cb.ax.tick_params(labelsize=7)
-    return fig
+        ax.scatter([0], [0], marker="*", s=160, color="black")
+        ax.annotate("township seat", (0, 0), textcoords="offset points", xytext=(6, 6), fontsize=8)
+        self.ring = ax.scatter([], [], s=260, facecolors="none", edgecolors="#1f4e9c", linewidths=2)
+        self.label = ax.annotate("", (0, 0), textcoords="offset points", xytext=(8, -12), fontsize=9, color="#1f4e9c")
+        lim = float(max(np.abs(x).max(initial=1), np.abs(y).max(initial=1))) * 1.08
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+        ax.set_aspect("equal", adjustable="box")
+        ax.set_xlabel("km east of the township seat", fontsize=9)
+        ax.set_ylabel("km north", fontsize=9)
+        ax.tick_params(labelsize=8)
+        self.title = ax.set_title("", fontsize=11, y=1.01)
+        cax = fig.add_axes((0.84, 0.2, 0.03, 0.6))
+        cb = fig.colorbar(self.discs, cax=cax)
+        cb.set_label("unmet need share this week", fontsize=8)
+        cb.ax.tick_params(labelsize=7)
+        self.blit: Blitter | None = None
+
+    def update(self, unmet_share: np.ndarray, selected: int | None = None) -> None:
+        """Colour the villages by ``unmet_share`` and ring the ``selected`` one."""
+        x, y = county_positions(self.model)
+        self.discs.set_array(np.nan_to_num(unmet_share, nan=0.0))
+        if selected is not None:
+            self.ring.set_offsets([[x[selected], y[selected]]])
+            self.label.xy = (x[selected], y[selected])
+            self.label.set_text(f"village {selected + 1}")
+        else:
+            self.ring.set_offsets(np.zeros((0, 2)))
+            self.label.set_text("")
+        self.title.set_text(f"County: {len(x)} villages, week {self.model.steps}")
+
+    def render(self, unmet_share: np.ndarray, selected: int | None = None) -> bytes:
+        """PNG of the county view now (thread-safe)."""
+        with self.lock:
+            self.update(unmet_share, selected)
+            if self.blit is None:
+                self.blit = Blitter(self.fig)
+            return self.blit.render([self.discs, self.ring, self.label, self.title])
+
+
+def county_map(model: VillageModel, unmet_share: np.ndarray, selected: int | None = None) -> Figure:
+    """The county view as a figure (see :class:`CountyMap`)."""
+    cm = CountyMap(model)
+    cm.update(unmet_share, selected)
+    return cm.fig
 
 
 def village_at(fig: Figure, model: VillageModel, fx: float, fy: float) -> int | None:

@@ -19,6 +19,7 @@ import io
 import re
 import shutil
 import tempfile
+import threading
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -375,6 +376,7 @@ class PageRun(mesa.Model):
     ) -> None:
         seed = int(scenario.run.seed if seed is None else seed)
         super().__init__(rng=seed)
+        self.lock = threading.RLock()  # the page steps in a play thread while another thread may draw
         self.scenario = apply_overrides(scenario, {"run.seed": seed})
         self.seed = seed
         self.levers: dict[str, Any] = dict(levers or {})
@@ -397,13 +399,14 @@ class PageRun(mesa.Model):
 
     def step(self) -> None:
         """Advance both arms one week."""
-        if not self.run.running:
-            self.running = False
-            return
-        self.run.step()
-        if self.baseline is not None:
-            self.baseline.step()
-        self.running = bool(self.run.running)
+        with self.lock:
+            if not self.run.running:
+                self.running = False
+                return
+            self.run.step()
+            if self.baseline is not None:
+                self.baseline.step()
+            self.running = bool(self.run.running)
 
     def set_lever(self, path: str, value: Any) -> Any:
         """Change a lever of the running model from the next week on; return the validated value.
@@ -411,10 +414,11 @@ class PageRun(mesa.Model):
         Raises:
             ScenarioError: for an unknown lever or an invalid value; nothing changes then.
         """
-        self.run.set_lever(path, value)  # validates; leaves the model untouched on error
-        new = self.run.scenario.get(path)
-        self.levers[path] = new
-        return new
+        with self.lock:
+            self.run.set_lever(path, value)  # validates; leaves the model untouched on error
+            new = self.run.scenario.get(path)
+            self.levers[path] = new
+            return new
 
     def lever_value(self, path: str) -> Any:
         """The lever's value in the running model now."""
@@ -422,25 +426,27 @@ class PageRun(mesa.Model):
 
     def set_compare(self, on: bool) -> None:
         """Start (catching up to the current week) or stop stepping the baseline."""
-        if not on:
-            self.baseline = None
-            return
-        if self.baseline is None:
-            base = VillageModel(self.scenario, record_villages=False)
-            for _ in range(self.week):
-                base.step()
-            self.baseline = base
+        with self.lock:
+            if not on:
+                self.baseline = None
+                return
+            if self.baseline is None:
+                base = VillageModel(self.scenario, record_villages=False)
+                for _ in range(self.week):
+                    base.step()
+                self.baseline = base
 
     # ------------------------------------------------------------------ outputs
     def data(self) -> pd.DataFrame:
         """The run's weekly outcomes, with an ``arm`` column (and the baseline's rows when compared)."""
         frames = []
-        for arm, model in zip(ARMS, (self.run, self.baseline), strict=True):
-            if model is None:
-                continue
-            ts = model.timeseries()
-            ts.insert(0, "arm", arm)
-            frames.append(ts)
+        with self.lock:
+            for arm, model in zip(ARMS, (self.run, self.baseline), strict=True):
+                if model is None:
+                    continue
+                ts = model.timeseries()
+                ts.insert(0, "arm", arm)
+                frames.append(ts)
         return pd.concat(frames, ignore_index=True)
 
     def csv_bytes(self) -> bytes:

@@ -1,0 +1,177 @@
+"""The browser page in a real browser: `villagesim app` driven by headless Debian Chromium.
+
+The server runs with a dead HTTP(S) proxy, so any asset the local server does not hold and
+would fetch from a CDN fails loudly (Solara's /_solara/cdn/ is a proxy); the browser's own
+requests are checked to stay on 127.0.0.1. The test saves results/app_screenshot.png.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+pytestmark = pytest.mark.skipif(
+    not os.path.exists(CHROMIUM), reason="Debian chromium not installed at /usr/bin/chromium (.ci/run installs it)"
+)
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+]
+LOCAL = {"127.0.0.1", "localhost"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _villagesim_command() -> list[str]:
+    script = Path(sys.executable).with_name("villagesim")
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("villagesim")
+    return [found] if found else [sys.executable, "-m", "villagesim.cli"]
+
+
+@pytest.fixture(scope="module")
+def server():
+    """`villagesim app` on a free port; yields (url, log path)."""
+    port = _free_port()
+    env = dict(
+        os.environ,
+        # a server-side fetch from a CDN (a missing asset) must fail, not silently succeed
+        HTTP_PROXY="http://127.0.0.1:9",
+        HTTPS_PROXY="http://127.0.0.1:9",
+        http_proxy="http://127.0.0.1:9",
+        https_proxy="http://127.0.0.1:9",
+        NO_PROXY="127.0.0.1,localhost",
+        no_proxy="127.0.0.1,localhost",
+    )
+    log = ROOT / "results" / "app_server.log"
+    log.parent.mkdir(exist_ok=True)
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [*_villagesim_command(), "app", "--port", str(port)], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 60
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None or time.time() > deadline:
+                proc.kill()
+                pytest.fail("villagesim app did not start:\n" + log.read_text())
+            time.sleep(0.25)
+    yield url, log
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def test_page_runs_offline_levers_steps_and_refuses_bad_input(server, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    url, log = server
+    external, failed, console_errors = [], [], []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1500, "height": 1000})
+        page.set_default_timeout(30_000)
+
+        def on_request(request) -> None:
+            if not request.url.startswith(("data:", "blob:")) and urlparse(request.url).hostname not in LOCAL:
+                external.append(request.url)
+
+        page.on("request", on_request)
+        page.on("requestfailed", lambda r: failed.append(f"{r.url} ({r.failure})"))
+        page.on("response", lambda r: r.status >= 400 and failed.append(f"{r.status} {r.url}"))
+        page.on("console", lambda m: m.type == "error" and console_errors.append(m.text))
+
+        page.goto(url, wait_until="domcontentloaded")
+        step = page.get_by_role("button", name="Step", exact=True)
+        step.wait_for()
+        charts = page.locator("img.charts")
+        charts.wait_for()
+        page.locator("img.village-map").wait_for()
+        week = page.locator(".week-counter")
+        expect(week).to_contain_text("Week 0 of 520")
+        before = charts.get_attribute("src")
+
+        # a lever: type an exact value into the publicity field
+        publicity = page.locator(".lever").filter(has_text="Publicity").first.locator(".lever-value input")
+        publicity.fill("0.8")
+        publicity.press("Enter")
+        expect(page.locator(".changed-levers")).to_contain_text("policy.publicity")
+        # a switch lever and the baseline comparison
+        page.get_by_label("Run a time bank").check(force=True)
+        expect(page.locator(".changed-levers")).to_contain_text("policy.time_bank.enabled")
+        page.locator(".compare-switch input").check(force=True)
+
+        for n in range(1, 6):
+            step.click()
+            expect(week).to_contain_text(f"Week {n} of 520")
+        expect(charts).not_to_have_attribute("src", before)
+        expect(page.get_by_text("Dashed lines: baseline", exact=False)).to_be_visible()
+        assert page.locator(".v-alert.error--text").count() == 0, "an error is shown on the page"
+
+        # play a while so the charts show a trend, then pause
+        page.get_by_role("button", name="Play", exact=True).click()
+        page.wait_for_timeout(2500)
+        page.get_by_role("button", name="Pause", exact=True).click()
+        expect(page.get_by_role("button", name="Play", exact=True)).to_be_visible()
+        page.wait_for_timeout(300)
+        Path(ROOT / "results").mkdir(exist_ok=True)
+        page.set_viewport_size({"width": 1500, "height": 1900})  # the page scrolls inside its layout
+        page.wait_for_timeout(300)
+        page.screenshot(path=str(ROOT / "results" / "app_screenshot.png"))
+        weeks_now = week.inner_text()
+
+        # bad input 1: a value out of range is refused with a message; the run is untouched
+        publicity.fill("3")
+        publicity.press("Enter")
+        expect(page.locator(".lever-error")).to_contain_text("policy.publicity")
+        expect(page.locator(".lever-error")).to_contain_text("less than or equal to 1")
+        expect(week).to_have_text(weeks_now)
+
+        # bad input 2: an invalid uploaded file gets the same one-line error as the CLI
+        bad = tmp_path / "bad.toml"
+        bad.write_text('extends = "baseline.toml"\n[policy]\npublicity = "lots"\n', encoding="utf-8")
+        page.locator(".scenario-upload input[type=file]").set_input_files(str(bad))
+        error = page.locator(".upload-error")
+        expect(error).to_contain_text("bad.toml:3: policy.publicity")
+        expect(week).to_have_text(weeks_now)
+        expect(page.locator(".changed-levers")).to_contain_text("policy.publicity")
+
+        # the data download works
+        with page.expect_download() as download:
+            page.get_by_role("button", name="Run data (CSV)").click()
+        csv_path = tmp_path / "run.csv"
+        download.value.save_as(csv_path)
+        header = csv_path.read_text().splitlines()[0]
+        assert header.startswith("arm,step,replicate,") and "unmet_need_share" in header
+        browser.close()
+
+    assert external == [], f"requests to outside hosts: {external}"
+    assert failed == [], f"failed requests (an asset missing from the local server?): {failed}\n{log.read_text()[-2000:]}"
+    assert not [e for e in console_errors if "Failed to load" in e or "404" in e], console_errors
