@@ -299,3 +299,15 @@ def test_the_pinned_stack_serves_the_page_offline():
 def test_shipped_scenarios_are_offered():
     names = shipped_scenarios()
     assert {"baseline", "county"} <= set(names)
+
+
+def test_a_slider_snapping_an_off_grid_value_does_not_change_the_model(small):
+    """A scenario value between slider steps (0.0285 on a 0.01 grid) is snapped by the
+    browser's slider on display; that must not count as the planner moving the lever."""
+    run = PageRun(small.with_overrides({"hollowing_out.outmigration_rate": 0.0285}))
+    box, rc = solara.render(_LeverHarness(run), handle_error=False)
+    _slider(rc, "hollowing_out.outmigration_rate").v_model = 0.03  # the snap
+    assert run.run.scenario.hollowing_out.outmigration_rate == 0.0285 and run.levers == {}
+    _slider(rc, "hollowing_out.outmigration_rate").v_model = 0.05  # a real move
+    assert run.run.scenario.hollowing_out.outmigration_rate == 0.05
+    rc.close()

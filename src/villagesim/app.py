@@ -188,6 +188,15 @@ def _locked(run: PageRun, f: Any, *args: Any) -> Any:
         return f(*args)
 
 
+def _moved(new: float, current: Any, spec: LeverSpec) -> bool:
+    """Whether a slider value is a move by the planner rather than the slider snapping the
+    current value onto its step grid (which must not change the model)."""
+    try:
+        return abs(float(new) - float(current)) > 0.5 * float(spec.step or 1) + 1e-12
+    except (TypeError, ValueError):
+        return True
+
+
 @solara.component
 def LeverControl(spec: LeverSpec, value: Any, error: str, on_set: Any) -> None:
     """One lever: a switch, a selector, or a slider with a field to type an exact value."""
@@ -224,7 +233,7 @@ def LeverControl(spec: LeverSpec, value: Any, error: str, on_set: Any) -> None:
                         hide_details=True,
                         dense=True,
                         class_=f"lever-slider lever-{spec.path.replace('.', '-')}",
-                        on_v_model=lambda x: on_set(spec.path, cast(x)),
+                        on_v_model=lambda x: _moved(x, shown, spec) and on_set(spec.path, cast(x)),
                     )
                 solara.InputText(
                     label="value",
@@ -388,8 +397,9 @@ def Charts(run: PageRun, week: int, compare: bool) -> None:
         unsafe_innerHTML=(
             "<span style='font-size:0.85em;color:#555'>Care hours by source, from the bottom: family (blue), "
             "volunteers (green), peer elders (light green), facilities (red), NGOs (purple), time-bank "
-            "redemptions (yellow), unmet (grey). Facilities and spending stay at zero until a scenario builds "
-            "facilities or spends a budget.</span>"
+            "redemptions (yellow), unmet (grey). Facilities: built (purple), operating (green), idle (red); "
+            "dashed: baseline. Spending is the programme's spending in the week (building, running, subsidies, "
+            "NGOs, publicity, platform).</span>"
         ),
     )
 

@@ -541,9 +541,9 @@ def _nice_top(value: float) -> float:
 class ChartBoard:
     """The live charts of one run, kept between steps and redrawn by blitting.
 
-    The time axis spans the run's whole horizon from the start, and a count axis only
-    grows (to a round number) when the data outgrow it, so the axes rarely change; a
-    step then redraws only the lines (see :class:`Blitter`). Downloads use
+    The time axis shows the first year and doubles its span when the run outgrows it; a
+    count axis only grows (to a round number) when the data outgrow it. The axes thus
+    rarely change, and a step redraws only the lines (see :class:`Blitter`). Downloads use
     :func:`charts_figure`, which adds legends.
 
     Args:
@@ -556,8 +556,9 @@ class ChartBoard:
         self.fig.subplots_adjust(left=0.06, right=0.985, top=0.94, bottom=0.09, hspace=0.42, wspace=0.28)
         self.blit = Blitter(self.fig)
         self.axes = dict(zip([k for k, _ in CHARTS], self.fig.subplots(2, 3).flat, strict=True))
-        weeks = horizon <= 2 * WEEKS_PER_YEAR
-        self.scale = 1.0 if weeks else 1.0 / WEEKS_PER_YEAR
+        self.horizon = int(horizon)
+        self.extent = 0  # weeks shown on the time axis: a year, doubled as the run goes on
+        self.scale = 1.0
         self.lines: dict[str, list] = {}
         self.notes: dict[str, Any] = {}
         self.tops: dict[str, float] = {}
@@ -566,8 +567,6 @@ class ChartBoard:
             draw_chart(ax, key, _EMPTY, None)  # titles, labels and styles as in the downloaded figures
             for artist in list(ax.lines) + list(ax.texts) + list(ax.collections):
                 artist.remove()
-            ax.set_xlabel("weeks since start" if weeks else "years since start", fontsize=9)
-            ax.set_xlim(0, horizon * self.scale)
             self.tops[key] = 1.0
             ax.set_ylim(0, 1.0)
             self.notes[key] = ax.text(
@@ -585,6 +584,21 @@ class ChartBoard:
         ]
         self.lines["sources"] = [self.axes["sources"].plot([], [], color="black", linestyle="--", linewidth=1.2)[0]]
 
+    def _time_axis(self, week: int) -> None:
+        """Show the first year; double the span whenever the run outgrows it (up to the horizon)."""
+        extent = self.extent or min(self.horizon, int(WEEKS_PER_YEAR))
+        while week > extent and extent < self.horizon:
+            extent = min(self.horizon, extent * 2)
+        if extent == self.extent:
+            return
+        self.extent = extent
+        weeks = extent <= 2 * WEEKS_PER_YEAR
+        self.scale = 1.0 if weeks else 1.0 / WEEKS_PER_YEAR
+        for ax in self.axes.values():
+            ax.set_xlim(0, extent * self.scale)
+            ax.set_xlabel("weeks since start" if weeks else "years since start", fontsize=9)
+        self.blit.invalidate()
+
     def render(self, treated: pd.DataFrame, baseline: pd.DataFrame | None = None) -> bytes:
         """PNG of the charts for this data (thread-safe)."""
         with self.lock:
@@ -594,6 +608,7 @@ class ChartBoard:
 
     def _update(self, treated: pd.DataFrame, baseline: pd.DataFrame | None) -> None:
         base = baseline if baseline is not None and len(baseline) else _EMPTY
+        self._time_axis(int(treated["step"].iloc[-1]) if len(treated) else 0)
         t = treated["step"].to_numpy() * self.scale
         b = base["step"].to_numpy() * self.scale
         for key, column, _colour in _LINE_CHARTS:
