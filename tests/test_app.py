@@ -171,8 +171,13 @@ def test_page_steps_resets_and_keeps_the_model_on_a_bad_upload(tmp_path):
     rc.find(v.Alert, class_="upload-error").assert_empty()
     rc.find(v.Html, children=["Week 0 of 30 (year 0.0)"]).assert_single()  # the uploaded scenario runs
     rc.find(v.Btn, children=["Step"]).widget.click()
-    rc.find(v.Btn, children=["Reset"]).widget.click()
+    seed = rc.find(v.TextField, label="Seed (same seed, same chance events; applies on Reset)").widget
+    _type(seed, "-1")
+    assert seed.error is True and "run.seed" in str(seed.messages) and "greater than or equal to 0" in str(seed.messages)
+    rc.find(v.Btn, children=["Reset"]).widget.click()  # a refused seed keeps the run's seed
     rc.find(v.Html, children=["Week 0 of 30 (year 0.0)"]).assert_single()
+    _type(seed, "7")
+    assert seed.error is False and not seed.messages
     rc.close()
 
 

@@ -162,6 +162,7 @@ def test_page_runs_offline_levers_steps_and_refuses_bad_input(server, tmp_path):
         expect(error).to_contain_text("bad.toml:3: policy.publicity")
         expect(week).to_have_text(weeks_now)
         expect(page.locator(".changed-levers")).to_contain_text("policy.publicity")
+        assert page.locator(".v-alert.error--text").count() >= 2  # the selector used above does find errors
 
         # the data download works
         with page.expect_download() as download:
