@@ -315,9 +315,9 @@ def MapView(run: PageRun, week: int, village: solara.Reactive[int], colour_by: s
     """The village map and, for several villages, the county view (click a village to open it)."""
     n_v = len(run.run.world.villages)
     v_now = min(village.value, n_v - 1)
-    board = solara.use_memo(lambda: VillageMap(run.run, v_now, colour_by.value), dependencies=[id(run), v_now, colour_by.value])
+    board = solara.use_memo(lambda: VillageMap(run.run, v_now, colour_by.value), dependencies=[run, v_now, colour_by.value])
     map_png = solara.use_memo(lambda: _locked(run, board.render), dependencies=[board, run.week])
-    county = solara.use_memo(lambda: CountyMap(run.run) if n_v > 1 else None, dependencies=[id(run), n_v])
+    county = solara.use_memo(lambda: CountyMap(run.run) if n_v > 1 else None, dependencies=[run, n_v])
     share = _locked(run, run.village_unmet_share) if county is not None else None
     county_src = solara.use_memo(
         lambda: (
@@ -376,13 +376,13 @@ def MapView(run: PageRun, week: int, village: solara.Reactive[int], colour_by: s
 @solara.component
 def Charts(run: PageRun, week: int, compare: bool) -> None:
     """The live charts (one image, redrawn each week)."""
-    board = solara.use_memo(lambda: ChartBoard(run.horizon), dependencies=[id(run)])
+    board = solara.use_memo(lambda: ChartBoard(run.horizon), dependencies=[run])
 
     def render() -> bytes:
         data = run.data()
         return board.render(data[data["arm"] == ARMS[0]], data[data["arm"] == ARMS[1]] if compare else None)
 
-    charts_png = solara.use_memo(render, dependencies=[id(run), run.week, compare])
+    charts_png = solara.use_memo(render, dependencies=[run, run.week, compare])
     if compare:
         solara.HTML(
             tag="div",
