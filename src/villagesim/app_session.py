@@ -92,6 +92,9 @@ LABELS: dict[str, str] = {
     "committee.staff_hours_per_week": "Committee staff time 村两委",
     "policy.time_bank.enabled": "Run a time bank",
     "policy.platform.enabled": "Deploy the platform",
+    "policy.split.ngo": "NGO purchase",
+    "policy.split.platform": "Platform",
+    "policy.split.subsidies": "Subsidies",
 }
 """Labels where the schema has none or a shorter one reads better on the page."""
 
