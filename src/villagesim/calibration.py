@@ -101,6 +101,16 @@ TARGETS: list[Target] = [
         "Resident persons aged 65+ over all residents at week 0; accepted: the published range.",
     ),
     Target(
+        "share_60plus_10y",
+        "share_60plus_hollowed_township",
+        0.37,
+        0.24,
+        0.37,
+        "share of residents",
+        "Resident 60+ share after 10 years (no births are modelled); plausibility bounds: above the 2020 "
+        "rural range (the village keeps ageing) and not beyond the middle of the figure of a hollowed township (35-39%).",
+    ),
+    Target(
         "adl_60_69_start",
         "disability_adl_age_60_69",
         0.108,
@@ -313,6 +323,7 @@ class Observation:
                     "adl_incidence_65plus": self.incidence(),
                     "resident_change_per_year": self.resident_change_per_year(),
                     "share_60plus_end": float(self.share_60plus()[-1]),
+                    "share_60plus_10y": float(self.share_60plus()[-1]),
                 }
             )
         if len(self.part_den):

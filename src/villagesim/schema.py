@@ -182,7 +182,7 @@ class HollowingOutConfig(Section):
     """Out-migration of working-age villagers and return of older migrants (the hollowing-out lever)."""
 
     outmigration_rate: float = param(
-        0.0289,
+        0.0285,
         "per year",
         "rural_population_change_2021",
         "Annual probability that a resident of migrating age leaves to work away.",
@@ -256,7 +256,7 @@ class HealthConfig(Section):
         max_length=4,
     )
     onset_rate_by_band: list[Share] = param(
-        [0.0245, 0.0339, 0.1697],
+        [0.0243, 0.0335, 0.1617],
         "per year, per band 60-69, 70-79, 80+",
         "adl_incidence_65plus; disability_adl_age_60_69; disability_adl_age_70_79; disability_adl_age_80plus",
         "Annual probability of moving from care level 0 to 1.",
@@ -272,7 +272,7 @@ class HealthConfig(Section):
         max_length=3,
     )
     recovery_rate: float = param(
-        0.0781, "per year", "adl_incidence_65plus; disability_adl_age_60_69; disability_adl_age_70_79; disability_adl_age_80plus", "Annual probability of recovering from level 1 to 0.", ge=0.0, le=1.0
+        0.069, "per year", "adl_incidence_65plus; disability_adl_age_60_69; disability_adl_age_70_79; disability_adl_age_80plus", "Annual probability of recovering from level 1 to 0.", ge=0.0, le=1.0
     )
     emergency_rate_by_level: list[Share] = param(
         [0.0005, 0.0015, 0.003, 0.005, 0.008],
