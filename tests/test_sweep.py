@@ -222,3 +222,13 @@ def test_experiment_json_records_provenance(reference):
 
 def test_root_has_experiments_folder():
     assert (ROOT / "experiments").is_dir()
+
+
+def test_a_driver_stopped_while_creating_the_folder_can_start_again(reference, tmp_path):
+    path, out = reference
+    folder = tmp_path / "s"
+    for sub in ("runs", "timeseries", "failed"):
+        (folder / sub).mkdir(parents=True)
+    (folder / "design.parquet").write_bytes(b"half")  # no experiment.json yet: the manifest was not finished
+    report = sweep(load_experiment(path), folder, max_runs=3, progress=False)
+    assert report.ran == 3 and SweepStore(folder).info()["runs"] == 60

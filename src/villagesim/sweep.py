@@ -154,7 +154,7 @@ class SweepStore:
                     "run the same experiment and --steps to resume it, or choose another --out"
                 )
             return
-        if self.folder.exists() and any(self.folder.iterdir()):
+        if self.folder.exists() and not self._unfinished_start():
             raise VillagesimError(f"{self.folder} exists and is not a sweep folder; choose another --out")
         for sub in (RUNS, TIMESERIES, FAILED):
             (self.folder / sub).mkdir(parents=True, exist_ok=True)
@@ -191,6 +191,18 @@ class SweepStore:
 
             self._atomic(self.folder / "design_unit.npy", save_unit)
         self._atomic(meta, lambda p: write_json(info, p))
+
+    def _unfinished_start(self) -> bool:
+        """True for an empty folder, or one a driver stopped while creating it (no run written yet)."""
+        ours = {RUNS, TIMESERIES, FAILED, "experiment.toml", DESIGN, "design_unit.npy"}
+        for entry in self.folder.iterdir():
+            if entry.name.startswith("."):
+                continue
+            if entry.name not in ours:
+                return False
+            if entry.is_dir() and any(entry.iterdir()):
+                return False
+        return True
 
     def write(self, result: TaskResult) -> None:
         """Write a task's result: series, then failures, then the summary part (the mark of done)."""
