@@ -421,8 +421,8 @@ def analyze(
     if direction not in ("above", "below"):
         raise VillagesimError("--direction must be 'above' or 'below'")
     indices, notes = sensitivity(store, table, info)
-    top = ranking(indices, outcome)
-    paths = [f["path"] for f in info["factors"]]
+    paths = [f["path"] for f in info["factors"] if table[f["path"]].nunique() > 1]  # constant in a quick look: not an input
+    top = [p for p in ranking(indices, outcome) if p in paths]
     result = None
     if threshold is not None and paths:
         y = (table[outcome] > threshold) if direction == "above" else (table[outcome] < threshold)
@@ -432,7 +432,7 @@ def analyze(
         else:
             notes.append(f"no design point has {outcome} {direction} {threshold}: nothing to discover")
     elif threshold is not None:
-        notes.append("the sweep varies no input: nothing to discover")
+        notes.append("no input varies over the finished runs: nothing to discover")
     n_failed = len(store.failed_ids())
     out = store.folder / "analysis"
     with atomic_folder(out) as tmp:
