@@ -141,6 +141,34 @@ class VillageCommittee(mesa.Agent):
         """Distance to the township seat."""
         return float(self.model.world.villages.remoteness_km[self.village])
 
+    @property
+    def facilities(self) -> list[dict]:
+        """The village's built facilities: kind, operating, manager, running funds left (RMB)."""
+        from villagesim.institutions import KINDS
+
+        fac = self.model.world.institutions.facilities
+        managers = ("none", "paid", "volunteer", "party member")
+        return [
+            {
+                "kind": KINDS[fac.kind[i]],
+                "operating": bool(fac.operating[i]),
+                "manager": managers[fac.manager[i]],
+                "funds_rmb": float(fac.balance[i]),
+            }
+            for i in np.flatnonzero((fac.village == self.village) & fac.built)
+        ]
+
+    @property
+    def running_funds(self) -> float:
+        """Running funds the village's facilities still hold this budget year (RMB)."""
+        fac = self.model.world.institutions.facilities
+        return float(fac.balance[fac.village == self.village].sum())
+
+    @property
+    def publicity(self) -> float:
+        """Publicity effort delivered this week (0..1), as funded."""
+        return float(self.model.effective.policy.publicity)
+
 
 class Government(mesa.Agent):
     """The township/county government: budget, allocation, evaluation regime (a view on the treasury)."""
