@@ -173,3 +173,39 @@ def test_local_cluster_gives_the_serial_rows_with_a_bounded_buffer(serial, tmp_p
     assert report.ran == 90 and report.failed == 0 and report.tasks == 15
     assert submitted["n"] == 15 and written["max_outstanding"] == 2
     assert_complete_and_equal(tmp_path / "s", reference)
+
+
+def test_killed_driver_of_a_cluster_sweep_resumes_without_duplicates(dask_cluster, serial, tmp_path):
+    """The driver (on a login node, say) is killed while workers hold its tasks; the same
+    command again finishes the sweep: every run once, rows equal to the serial sweep."""
+    path, reference = serial
+    folder = tmp_path / "s"
+    cmd = [
+        str(BIN / "villagesim"),
+        "sweep",
+        str(path),
+        "--out",
+        str(folder),
+        "--scheduler-file",
+        str(dask_cluster["scheduler_file"]),
+        "--runs-per-task",
+        "3",
+        "--quiet",
+    ]
+    driver = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while len(list((folder / "runs").glob("part-*.parquet"))) < 3:
+            assert driver.poll() is None, "the sweep ended before it could be interrupted"
+            assert time.monotonic() < deadline, "no results appeared"
+            time.sleep(0.02)
+        os.kill(driver.pid, signal.SIGKILL)
+        driver.wait(timeout=10)
+    finally:
+        _stop(driver)
+    done_at_kill = len(SweepStore(folder).done_ids())
+    assert done_at_kill < 90, "the driver was killed after the sweep had finished"
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    assert again.returncode == 0, again.stderr
+    assert f"{done_at_kill} already done" in again.stdout
+    assert_complete_and_equal(folder, reference)
