@@ -463,7 +463,7 @@ def RunCard(
             solara.Button("Step", on_click=on_step, color="primary", disabled=playing.value or not run.running)
             solara.Button(
                 "Pause" if playing.value else "Play",
-                on_click=lambda: playing.set(not playing.value),
+                on_click=(lambda: playing.set(False)) if playing.value else (lambda: playing.set(True)),
                 color="primary",
                 disabled=not run.running,
             )
