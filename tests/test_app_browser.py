@@ -34,6 +34,20 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 LOCAL = {"127.0.0.1", "localhost"}
+PIXEL_HASH = """
+(selector) => {
+  const img = document.querySelector(selector);
+  if (!img || !img.complete || !img.naturalWidth) return null;
+  const canvas = document.createElement('canvas');
+  canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
+  const ctx = canvas.getContext('2d');
+  ctx.drawImage(img, 0, 0);
+  const d = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+  let h = 0;
+  for (let i = 0; i < d.length; i += 4) h = (Math.imul(h, 31) + d[i] + 3 * d[i + 1] + 7 * d[i + 2]) >>> 0;
+  return h;
+}
+"""
 
 
 def _free_port() -> int:
@@ -117,6 +131,8 @@ def test_page_runs_offline_levers_steps_and_refuses_bad_input(server, tmp_path):
         week = page.locator(".week-counter")
         expect(week).to_contain_text("Week 0 of 520")
         before = charts.get_attribute("src")
+        page.wait_for_function(f"({PIXEL_HASH})('img.charts') !== null")
+        pixels_before = page.evaluate(PIXEL_HASH, "img.charts")
 
         # a lever: type an exact value into the publicity field
         publicity = page.locator(".lever").filter(has_text="Publicity").first.locator(".lever-value input")
@@ -132,6 +148,8 @@ def test_page_runs_offline_levers_steps_and_refuses_bad_input(server, tmp_path):
             step.click()
             expect(week).to_contain_text(f"Week {n} of 520")
         expect(charts).not_to_have_attribute("src", before)
+        page.wait_for_function(f"({PIXEL_HASH})('img.charts') !== null")
+        assert page.evaluate(PIXEL_HASH, "img.charts") != pixels_before, "the charts' pixels did not change"
         expect(page.get_by_text("Dashed lines: baseline", exact=False)).to_be_visible()
         assert page.locator(".v-alert.error--text").count() == 0, "an error is shown on the page"
 
