@@ -225,6 +225,10 @@ def test_baseline_is_the_same_seed_run_without_the_changed_levers(small):
     # the first four weeks ran before the change: identical in both arms
     pd.testing.assert_frame_equal(treated.iloc[:4].drop(columns="arm"), base.iloc[:4])
     assert not np.allclose(treated["active_volunteers"].iloc[4:], base["active_volunteers"].iloc[4:])
+    so_far = run.so_far()
+    assert so_far["baseline"]["unmet_need_share"] == pytest.approx(fresh.timeseries()["unmet_need_share"].mean())
+    assert so_far["with levers"]["active_volunteers"] == pytest.approx(treated["active_volunteers"].mean())
+    assert so_far["with levers"]["spend_total"] == pytest.approx(treated["spend_total"].sum())
     # switching the comparison on mid-run catches the baseline up to the same numbers
     late = PageRun(small)
     for _ in range(6):

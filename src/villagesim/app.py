@@ -289,6 +289,19 @@ def Kpis(run: PageRun, week: int, compare: bool) -> None:
                     tag="div",
                     unsafe_innerHTML=f"<span style='color:#777;font-size:0.8em'>{note}<br>{_diff(value, base, kind)}</span>",
                 )
+    so_far = run.so_far()
+    if so_far is not None:
+        mine, base = so_far[ARMS[0]], so_far[ARMS[1]]
+        solara.HTML(
+            tag="div",
+            unsafe_innerHTML=(
+                f"<b>Over the {week} weeks so far</b>, with your levers compared with the baseline: unmet need share "
+                f"{100 * mine['unmet_need_share']:.1f}% vs {100 * base['unmet_need_share']:.1f}% on average; active "
+                f"volunteers {mine['active_volunteers']:.1f} vs {base['active_volunteers']:.1f} a week; spending "
+                f"{mine['spend_total']:,.0f} RMB vs {base['spend_total']:,.0f} RMB in total."
+            ),
+            classes=["effect-so-far"],
+        )
 
 
 def _legend_html() -> str:

@@ -31,6 +31,7 @@ import pandas as pd
 
 import villagesim
 from villagesim.errors import ScenarioError
+from villagesim.metrics import COLUMNS
 from villagesim.model import VillageModel
 from villagesim.scenario import apply_overrides, load_scenario
 from villagesim.schema import Scenario
@@ -474,6 +475,24 @@ class PageRun(mesa.Model):
         unmet = np.bincount(village, weights=wk.remaining.sum(axis=1), minlength=n_v)
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(need > 0, unmet / np.where(need > 0, need, 1.0), np.nan)
+
+    def so_far(self) -> dict[str, dict[str, float]] | None:
+        """Both arms over all weeks so far: mean unmet need share, mean active volunteers, total
+        spending (None unless compared and at least one week ran)."""
+        if self.baseline is None or self.week == 0:
+            return None
+        out = {}
+        with self.lock:
+            for arm, model in zip(ARMS, (self.run, self.baseline), strict=True):
+                ts = model.recorder
+                rows = np.asarray(ts.totals)
+                col = {c: i for i, c in enumerate(COLUMNS)}
+                out[arm] = {
+                    "unmet_need_share": float(rows[:, col["unmet_need_share"]].mean()),
+                    "active_volunteers": float(rows[:, col["active_volunteers"]].mean()),
+                    "spend_total": float(rows[:, col["spend_total"]].sum()),
+                }
+        return out
 
     def latest(self, column: str, arm: str = ARMS[0]) -> float | None:
         """This week's value of an output column for an arm (None before the first step)."""
