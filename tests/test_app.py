@@ -320,3 +320,19 @@ def test_a_slider_snapping_an_off_grid_value_does_not_change_the_model(small):
     _slider(rc, "hollowing_out.outmigration_rate").v_model = 0.05  # a real move
     assert run.run.scenario.hollowing_out.outmigration_rate == 0.05
     rc.close()
+
+
+def test_the_scenario_named_on_the_command_line_opens_first_and_runs_to_its_end(tmp_path, monkeypatch):
+    path = tmp_path / "short.toml"
+    path.write_text('name = "short"\n[run]\nsteps = 3\n[population]\nresidents_per_village = 300\n', encoding="utf-8")
+    monkeypatch.setenv("VILLAGESIM_APP_SCENARIO", str(path))
+    box, rc = solara.render(Page(), handle_error=False)
+    assert rc.find(v.Select, label="Scenario").widget.v_model == "short (from short.toml)"
+    step = rc.find(v.Btn, children=["Step"]).widget
+    for _ in range(3):
+        step.click()
+    rc.find(v.Html, children=["Week 3 of 3 (year 0.1) — finished; press Reset to start again"]).assert_single()
+    assert step.disabled
+    rc.find(v.Btn, children=["Reset"]).widget.click()
+    rc.find(v.Html, children=["Week 0 of 3 (year 0.0)"]).assert_single()
+    rc.close()
