@@ -51,9 +51,8 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
 
     # adult children of the same family line living elsewhere in the village
     n_lin = int(p.lineage.max()) + 1 if len(p) else 0
-    adults = np.flatnonzero(working_age)
-    lin_adults = np.bincount(p.lineage[adults], minlength=n_lin).astype(np.float64)
-    hh_adults = np.bincount(p.household[adults], minlength=n_hh).astype(np.float64)
+    lin_adults = np.bincount(p.lineage, weights=working_age, minlength=n_lin)
+    hh_adults = np.bincount(p.household, weights=working_age, minlength=n_hh)
     lineage = p.lineage[elders]
     nearby_adults = np.maximum(lin_adults[lineage] - hh_adults[hh], 0.0)
     lin_need = np.bincount(lineage, weights=need, minlength=n_lin)

@@ -50,7 +50,8 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
     level[recover] = 0
 
     # who lives with whom, after this week's moves
-    week.household_residents = np.bincount(p.household[resident], minlength=len(world.households))
+    # (a count weighted by the mask: no gather of the residents' households, about twice as fast)
+    week.household_residents = np.bincount(p.household, weights=resident, minlength=len(world.households)).astype(np.int64)
     alone = week.household_residents[p.household[e]] == 1
 
     # alarms: the first `wearable_alarms` share (by lottery) of at-risk elders wear one
