@@ -649,11 +649,6 @@ def _unit_problem(ranged: list[Factor]) -> dict[str, Any]:
     return {"num_vars": len(ranged), "names": [f.path for f in ranged], "bounds": [[0.0, 1.0]] * len(ranged)}
 
 
-def salib_problem(exp: Experiment) -> dict[str, Any]:
-    """The SALib problem of a sobol/morris design (factors in the unit hypercube)."""
-    return _unit_problem([f for f in exp.factors if f.is_range])
-
-
 def describe(exp: Experiment, design: Design) -> list[str]:
     """Lines describing an experiment and its size (for ``villagesim sweep`` and ``check``)."""
     lines = [f"{exp.path}: {exp.name}", f"  base scenario: {exp.scenario_path}"]
