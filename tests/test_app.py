@@ -336,3 +336,18 @@ def test_the_scenario_named_on_the_command_line_opens_first_and_runs_to_its_end(
     rc.find(v.Btn, children=["Reset"]).widget.click()
     rc.find(v.Html, children=["Week 0 of 3 (year 0.0)"]).assert_single()
     rc.close()
+
+
+def test_the_app_server_is_set_up_without_telemetry():
+    """`villagesim app` switches Solara's telemetry off before the server is imported."""
+    import subprocess
+    import sys
+
+    code = (
+        "from villagesim.cli_app import offline_environment; offline_environment()\n"
+        "import solara.server.settings as s\n"
+        "print(s.telemetry.mixpanel_enable, s.main.mode)\n"
+    )
+    env = {k: val for k, val in __import__("os").environ.items() if not k.startswith("SOLARA_")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "production"]
