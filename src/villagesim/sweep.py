@@ -23,6 +23,7 @@ its parameters, seed and replicate number: serial, local and remote execution gi
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sys
@@ -298,20 +299,20 @@ class SweepReport:
 
 
 def _tasks(design: Design, todo: list[int], runs_per_task: int) -> Iterator[list[RunSpec]]:
-    """Runs to do, grouped in tasks of consecutive run ids (aligned blocks of ``runs_per_task``)."""
+    """Runs to do (ascending ids), in tasks of aligned blocks of ``runs_per_task`` run ids.
+
+    Tasks are made one at a time as the driver asks for them, so a design of any size costs
+    the driver only its list of run ids.
+    """
     runs = design.runs
-    by_block: dict[int, list[RunSpec]] = {}
-    order: list[int] = []
-    for rid in todo:
-        row = runs.iloc[rid]
-        spec = RunSpec(int(row["run_id"]), int(row["point"]), int(row["replicate"]), int(row["seed"]), design.overrides(row))
-        block = rid // runs_per_task
-        if block not in by_block:
-            by_block[block] = []
-            order.append(block)
-        by_block[block].append(spec)
-    for block in order:
-        yield by_block.pop(block)
+    for _, block in itertools.groupby(todo, key=lambda rid: rid // runs_per_task):
+        specs = []
+        for rid in block:
+            row = runs.iloc[rid]
+            specs.append(
+                RunSpec(int(row["run_id"]), int(row["point"]), int(row["replicate"]), int(row["seed"]), design.overrides(row))
+            )
+        yield specs
 
 
 def sweep(
