@@ -16,7 +16,9 @@ from __future__ import annotations
 import base64
 import io
 import os
+import re
 import time
+import traceback
 import zipfile
 from typing import Any
 
@@ -441,7 +443,7 @@ def _figures_zip(run: PageRun, village: int, colour_by: str) -> bytes:
 @solara.component
 def Downloads(run: PageRun, week: int, name: str, village: int, colour_by: str) -> None:
     """Download the run's data, the figures and the scenario as run."""
-    stem = f"{name.split(' ')[0]}_week{run.week}"
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", run.run.scenario.name or name).strip("_") + f"_week{run.week}"
     with solara.Row(gap="8px", style={"flex-wrap": "wrap"}):
         solara.FileDownload(run.csv_bytes, filename=f"{stem}.csv", label="Run data (CSV)")
         solara.FileDownload(run.parquet_bytes, filename=f"{stem}.parquet", label="Run data (Parquet)")
@@ -523,7 +525,8 @@ def Page() -> None:
         before = run.value.run.scenario
         try:
             run.value.step()
-        except Exception as exc:  # a failing step must not kill the page; show it and stop
+        except Exception as exc:  # a failing step must not kill the page; show it, log it and stop
+            traceback.print_exc()
             step_error.value = f"The model stopped with an error: {exc}"
             playing.value = False
         tick.value += 1
