@@ -8,6 +8,7 @@ requests are checked to stay on 127.0.0.1. The test saves results/app_screenshot
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -189,6 +190,29 @@ def test_page_runs_offline_levers_steps_and_refuses_bad_input(server, tmp_path):
         download.value.save_as(csv_path)
         header = csv_path.read_text().splitlines()[0]
         assert header.startswith("arm,step,replicate,") and "unmet_need_share" in header
+
+        # the county: villages coloured by unmet need; a click on one opens it on the village map
+        page.locator(".scenario-select").click()
+        page.get_by_role("option", name="county", exact=True).click()
+        county = page.locator("img.county-map")
+        county.wait_for()
+        expect(week).to_contain_text("Week 0 of 520")
+        step.click()
+        expect(week).to_contain_text("Week 1 of 520")
+        chosen = page.locator(".village-select")
+
+        def opened() -> int:
+            return int(re.search(r"Village (\d+)", chosen.inner_text()).group(1))
+
+        assert opened() == 1
+        box = county.bounding_box()
+        for fx, fy in [(0.45, 0.45), (0.55, 0.55), (0.4, 0.6), (0.6, 0.4), (0.5, 0.3), (0.3, 0.5), (0.7, 0.5), (0.5, 0.7)]:
+            county.click(position={"x": box["width"] * fx, "y": box["height"] * fy})
+            page.wait_for_timeout(500)
+            if opened() != 1:
+                break
+        assert opened() != 1, "a click on the county view did not open a village"
+        expect(page.locator("img.village-map")).to_be_visible()
         browser.close()
 
     assert external == [], f"requests to outside hosts: {external}"
