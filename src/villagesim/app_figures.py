@@ -252,11 +252,20 @@ class VillageMap:
             edgecolors="none",
             zorder=1,
         )
+        self.labels = []
         for h in range(int(world.villages.hamlet_count[village])):
             g = world.villages.hamlet_start[village] + h
-            ax.annotate(
-                f"hamlet {h + 1}", (world.villages.hamlet_x[g], world.villages.hamlet_y[g]), fontsize=8, color="#8a7a5a", zorder=2
+            label = ax.annotate(
+                f"hamlet {h + 1}",
+                (world.villages.hamlet_x[g], world.villages.hamlet_y[g]),
+                textcoords="offset points",
+                xytext=(-20, 14),
+                fontsize=9,
+                color="#6b5b3a",
+                zorder=7,
+                bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "alpha": 0.7, "edgecolor": "none"},
             )
+            self.labels.append(label)
         empty = np.zeros((0, 2))
         if colour_by == "unmet":
             self.elders = ax.scatter(
@@ -327,7 +336,9 @@ class VillageMap:
                 ),
                 Line2D([], [], marker="o", linestyle="", color=HAMLET_COLOURS[0], markersize=9, label="household"),
             ]
-            ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.2 if colour_by == "unmet" else 1.02, 1.0))
+            ax.legend(
+                handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.04, 0.5) if colour_by == "unmet" else (1.02, 1.0)
+            )
         self.update()
 
     def update(self, title: str = "") -> None:
@@ -377,7 +388,8 @@ class VillageMap:
             self.update()
             if self.blit is None:
                 self.blit = Blitter(self.fig)
-            return self.blit.render([self.matches, self.elders, self.volunteers, self.operating, self.idle, self.title])
+            moving = [self.matches, self.elders, self.volunteers, self.operating, self.idle, self.title]
+            return self.blit.render(moving + self.labels)  # labels last: readable on top of the dots
 
 
 CARE_RGBA = np.array([to_rgba(c) for c in CARE_COLOURS])
