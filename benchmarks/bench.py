@@ -33,6 +33,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+# the benchmark measures the machine as it is: no OpenBLAS core-type or cache-size override
+# (read when numpy loads, which happens below, after this)
+for _name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+    os.environ.pop(_name, None)
 
 
 def _parse_value(text: str):
