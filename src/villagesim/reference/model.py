@@ -9,9 +9,19 @@ writes a model: ``AgentSet.shuffle_do`` of a method per process, households and 
 lines tallied in loops, committees matching with loops. It does not import the
 processes of the core; its rules are written from the ODD.
 
-It is meant for villages of up to a few thousand persons (about 10^4 person-steps per
+It is meant for villages of up to a few thousand persons (about 10^5 person-steps per
 second). The two engines draw different random numbers, so they agree in distribution,
 not draw for draw (``tests/test_equivalence.py``).
+
+Covered: demography and hollowing-out, health and emergencies, need, family care, asking,
+volunteering, manual matching by the committee, trust/awareness/satisfaction/burnout, and
+the levers that act on them (``policy.incentive_per_hour``, ``publicity``,
+``party_mobilisation``, ``liability_insurance``, ``wearable_alarms``, ``transparency``,
+``committee.*``, ``hollowing_out.*``). Not modelled yet: money and institutions (budget and
+its split, facilities, NGOs, the government's allocation and feedback), the time bank and
+the platform. The reference refuses a scenario that switches those on
+(:data:`UNSUPPORTED_LEVERS`) or lets institutions act (:data:`GOVERNANCE_INERT`, applied by
+:func:`governance_inert`); it treats every lever as fully funded.
 
 Example:
     >>> from villagesim.reference import ReferenceModel, governance_inert
