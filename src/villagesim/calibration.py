@@ -197,12 +197,12 @@ TARGETS: list[Target] = [
     Target(
         "resident_change_per_year",
         "rural_population_change_2021",
-        -0.020,
+        -0.023,
         -0.025,
         -0.015,
         "per year",
-        "Geometric mean annual change of the resident population over the run; target: the middle of "
-        "the published net-outflow range (the point value -2.3% includes reclassification of rural areas).",
+        "Geometric mean annual change of the resident population over the run; accepted: the published "
+        "net-outflow range; calibrated to its middle, -2.0% (the point value -2.3% includes reclassification of rural areas).",
     ),
     Target(
         "participation_year1",
@@ -523,7 +523,8 @@ def fit_structure(scenario: Scenario, settings: CalibrationSettings, log: Callab
     base_weights = list(scenario.population.age_band_weights)
     share_target = (TARGET_BY_KEY["share_60plus_start"].low + TARGET_BY_KEY["share_60plus_start"].high) / 2
     alone_target = TARGET_BY_KEY["alone_or_spouse_start"].value
-    change_target = TARGET_BY_KEY["resident_change_per_year"].value
+    change = TARGET_BY_KEY["resident_change_per_year"]
+    change_target = (change.low + change.high) / 2  # middle of the net-outflow range
 
     def share_gap(f: float) -> float:
         s = scenario.with_overrides({"population.age_band_weights": scale_old_bands(base_weights, f)})

@@ -272,7 +272,12 @@ class HealthConfig(Section):
         max_length=3,
     )
     recovery_rate: float = param(
-        0.069, "per year", "adl_incidence_65plus; disability_adl_age_60_69; disability_adl_age_70_79; disability_adl_age_80plus", "Annual probability of recovering from level 1 to 0.", ge=0.0, le=1.0
+        0.069,
+        "per year",
+        "adl_incidence_65plus; disability_adl_age_60_69; disability_adl_age_70_79; disability_adl_age_80plus",
+        "Annual probability of recovering from level 1 to 0.",
+        ge=0.0,
+        le=1.0,
     )
     emergency_rate_by_level: list[Share] = param(
         [0.0005, 0.0015, 0.003, 0.005, 0.008],
@@ -359,7 +364,12 @@ class BehaviourConfig(Section):
 
     # asking for help (logit scale)
     ask_intercept: float = param(
-        -2.57, "logit", "assumption; rural_elders_participating_in_mutual_aid", "Baseline log-odds of asking for help with unmet need.", ge=-20, le=20
+        -2.57,
+        "logit",
+        "assumption; rural_elders_participating_in_mutual_aid",
+        "Baseline log-odds of asking for help with unmet need.",
+        ge=-20,
+        le=20,
     )
     ask_awareness: float = param(
         2.5, "logit per unit awareness", "assumption", "Effect of awareness of mutual aid on asking.", ge=-20, le=20
@@ -428,7 +438,12 @@ class BehaviourConfig(Section):
     )
     # trust, awareness, satisfaction
     trust_experience_rate: float = param(
-        0.06, "per request", "assumption; rural_elders_participating_in_mutual_aid", "How far one request's outcome moves trust toward it.", ge=0.0, le=1.0
+        0.06,
+        "per request",
+        "assumption; rural_elders_participating_in_mutual_aid",
+        "How far one request's outcome moves trust toward it.",
+        ge=0.0,
+        le=1.0,
     )
     trust_neighbour_rate: float = param(
         0.02, "per week", "assumption", "How far trust moves toward neighbours' mean each week.", ge=0.0, le=1.0
