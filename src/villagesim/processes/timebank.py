@@ -122,6 +122,8 @@ def credit(world: World, scenario: Scenario, week: Week) -> None:
     inst = world.institutions
     tb = scenario.policy.time_bank
     n_v = week.n_villages
+    if not tb.enabled and inst.tb_credited == 0.0:
+        return  # no bank and no credit ever issued: every time-bank output is zero
     dead = week.died
     expired_dead = np.where(dead, p.tb_balance, 0.0)
     p.tb_balance[dead] = 0.0
