@@ -302,3 +302,15 @@ def test_shipped_policy_scenarios_extend_baseline_and_ask_a_question(name):
     for _ in range(8):
         model.step()
     assert len(model.timeseries()) == 8
+
+
+def test_a_lever_whose_money_ran_out_is_funded_again_next_year():
+    """Mid-year the platform gets only the unspent money and stops when it runs out; the next
+    budget year funds it again (the budget follows the intended levers, not this week's)."""
+    model = VillageModel(scenario("platform"), steps=160)
+    for _ in range(160):
+        model.step()
+    spend = model.timeseries().set_index("step")["spend_platform"]
+    assert spend.loc[53] > 0  # launched at week 53 with the re-split money
+    assert (spend.loc[54:104] == 0).any()  # ... which runs out before the year ends
+    assert (spend.loc[105:160] > 0).all()  # funded again for the whole next year

@@ -76,6 +76,7 @@ class Institutions:
     tb_expired: float = 0.0
     incentive_unpaid: bool = False  # the subsidy pool ran dry: incentives are not paid
     pending_building_spend: np.ndarray | None = None  # per village, booked in the next step's outputs
+    intended: Scenario | None = None  # the planner's levers (processes see the funded ones)
 
 
 def facility_slots(world: World, scenario: Scenario) -> Facilities:

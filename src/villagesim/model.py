@@ -140,6 +140,7 @@ class VillageModel(mesa.Model):
         t = self.steps  # Mesa has already counted this step (1-based)
         self._apply_interventions(t)
         week = Week(step=t, n_villages=len(self.world.villages), n_persons=len(self.world.persons))
+        self.world.institutions.intended = self.scenario
         self.effective = effective_scenario(self.scenario, self.world)
         for process in PROCESSES:
             process.run(self.world, self.effective, self.streams.for_step(process.NAME, t), week)

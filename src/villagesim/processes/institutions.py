@@ -203,4 +203,7 @@ def reallocate(world: World, scenario: Scenario) -> None:
 
 def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) -> None:
     if week.step % WEEKS_PER_YEAR == 0:
-        decide_year(world, scenario, rng, week, week.step)
+        # the budget is decided on the levers as intended, not as funded this week: a lever
+        # whose money ran out this year is funded again next year
+        intended = world.institutions.intended or scenario
+        decide_year(world, intended, rng, week, week.step)
