@@ -205,7 +205,7 @@ PATTERNS: list[Pattern] = [
             "policy.platform.enabled": True,
             "policy.platform.offline_channel_coverage": 0.8,
         },
-        effects=(Effect("platform_requests", +1), Effect("matched_requests", +1)),
+        effects=(Effect("platform_requests", +1), Effect("matched_requests", +1), Effect("match_rate_no_digital", +1)),
         requires=("policy.platform.rounds",),
         horizon=260,
         replicates=12,
