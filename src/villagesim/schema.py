@@ -529,7 +529,7 @@ class GovernmentConfig(Section):
     budget_month: int = param(1, "week of the year", "assumption", "Week in which the yearly budget is decided.", ge=1, le=52)
     adaptation_rate: float = param(0.5, "per year", "assumption", "How far an adaptive split moves toward the KPI's target each year.", ge=0.0, le=1.0)
     count_building_share: float = param(0.6, "share of budget", "assumption", "Building share a government judged on facilities counted steers toward.", ge=0.0, le=1.0)
-    quality_building_share: float = param(0.1, "share of budget", "assumption", "Building share under the quality regime while villages lack facilities.", ge=0.0, le=1.0)
+    quality_building_share: float = param(0.25, "share of budget", "assumption", "Building share under the quality regime while there is something left to build.", ge=0.0, le=1.0)
     feedback_delay_max_years: int = param(2, "years", "assumption", "Delay of feedback to government without any feedback mechanism.", ge=0, le=10)
     feedback_loss_max: float = param(0.5, "share", "assumption", "Share of idle facilities never reported without any feedback mechanism.", ge=0.0, le=1.0)
     paid_care_price_per_hour: float = param(25.0, "RMB per hour", "service_subsidy_per_hour_rmb", "Price of an hour of paid care (time-bank guarantee).", ge=0.0, le=1000.0)

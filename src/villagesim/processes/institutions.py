@@ -16,13 +16,14 @@ Runs in the last week of each budget year (and once at the start, for year 0):
    shares move ``adaptation_rate`` of the way toward the evaluation KPI's target:
    *count* (facilities counted) puts ``count_building_share`` into building;
    *quality* (service delivered) first funds running costs of the facilities it knows of,
-   builds only ``quality_building_share`` while villages lack a happiness home, and gives
-   the rest to services. Uses with nothing to pay for under the current levers get no
+   puts ``quality_building_share`` into building while there is something left to build,
+   and gives the rest to services. Uses with nothing to pay for under the current levers get no
    money (the split is renormalised over the others).
 3. **Building.** The building pool buys facilities: under *count* the cheapest first (more
    facilities to count) and, once every slot is built, upgrades of existing buildings
    (money into infrastructure, no new service); under *quality* happiness homes first in
-   the villages with most elders, and only as many as 80% of the budget can also run.
+   the villages with most elders, skipping what the pool cannot pay, and only what 80% of
+   the budget can also run next year.
    The rest of the pool lapses.
 4. **Running funds.** Under *count* spread over all built facilities in proportion to
    their yearly cost (a little for each); under *quality* each known facility is funded in
@@ -33,7 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from villagesim.institutions import BUDGET_USES, HOME, WEEKS_PER_YEAR, active_uses
+from villagesim.institutions import BUDGET_USES, WEEKS_PER_YEAR, active_uses
 from villagesim.population import World
 from villagesim.processes.week import Week
 from villagesim.schema import Scenario
@@ -75,8 +76,7 @@ def target_shares(world: World, scenario: Scenario, rng: np.random.Generator, st
     yearly_cost = _yearly_cost(scenario, fac.kind)
     need = float(yearly_cost[known].sum())
     running = min(need / pol.budget, 0.8) if pol.budget > 0 else 0.0
-    lacking = np.setdiff1d(np.arange(len(world.villages)), fac.village[fac.built & (fac.kind == HOME)]).size > 0
-    building = gov.quality_building_share if lacking and not fac.built.all() else 0.0
+    building = gov.quality_building_share if not fac.built.all() else 0.0
     target = others / others.sum() * max(0.0, 1.0 - running - building) if others.sum() > 0 else others
     target[b] = building
     target[r] = running
@@ -146,13 +146,20 @@ def _build(world: World, scenario: Scenario, step: int) -> None:
     else:  # happiness homes first, where most elders live
         order = np.lexsort((-elders[fac.village[candidates]], fac.kind[candidates]))
     candidates = candidates[order]
-    affordable = np.cumsum(cost[candidates]) <= pool
-    if not count:
-        # build only what the budget can also run next year
-        running_need = float(_yearly_cost(scenario, fac.kind)[fac.built].sum())
-        room = 0.8 * scenario.policy.budget - running_need
-        affordable &= np.cumsum(_yearly_cost(scenario, fac.kind)[candidates]) <= room
-    new = candidates[affordable]
+    if count:
+        new = candidates[np.cumsum(cost[candidates]) <= pool]
+    else:
+        # in priority order, each facility the pool affords and the budget can also run next
+        # year (a loop over facility slots, once a year)
+        yearly = _yearly_cost(scenario, fac.kind)
+        money, room = pool, 0.8 * scenario.policy.budget - float(yearly[fac.built].sum())
+        chosen = []
+        for f in candidates:
+            if cost[f] <= money and yearly[f] <= room:
+                chosen.append(f)
+                money -= cost[f]
+                room -= yearly[f]
+        new = np.asarray(chosen, dtype=np.int64)
     fac.built[new] = True
     fac.built_step[new] = step
     spent = np.bincount(fac.village[new], weights=cost[new], minlength=n_v).astype(np.float64)
