@@ -77,6 +77,8 @@ class Institutions:
     incentive_unpaid: bool = False  # the subsidy pool ran dry: incentives are not paid
     pending_building_spend: np.ndarray | None = None  # per village, booked in the next step's outputs
     intended: Scenario | None = None  # the planner's levers (processes see the funded ones)
+    # the last effective scenario: (intended scenario, what was switched off or scaled, result)
+    effective_cache: tuple[Scenario, tuple, Scenario] | None = field(default=None, repr=False)
 
 
 def facility_slots(world: World, scenario: Scenario) -> Facilities:
@@ -199,12 +201,23 @@ def effective_scenario(scenario: Scenario, world: World) -> Scenario:
     if pol.liability_insurance and subsidies_dry:
         update["liability_insurance"] = False
     if pol.time_bank.enabled and pol.time_bank.redemption_guarantee > 0 and subsidies_dry:
-        update["time_bank"] = pol.time_bank.model_copy(update={"redemption_guarantee": 0.0})
+        update["time_bank"] = None  # the guarantee is off
     costs = weekly_cost(scenario, len(world.villages))
     if pol.publicity > 0 and pools["publicity"] < costs["publicity"]:
         update["publicity"] = pol.publicity * pools["publicity"] / costs["publicity"]
     if pol.platform.enabled and pools["platform"] < costs["platform"] - 1e-9:
-        update["platform"] = pol.platform.model_copy(update={"enabled": False})
+        update["platform"] = None  # the platform is off
     if not update:
         return scenario
-    return scenario.model_copy(update={"policy": pol.model_copy(update=update)})
+    # the same levers switched off (or scaled) as last week: reuse last week's copy
+    key = tuple(update.items())
+    cached = inst.effective_cache
+    if cached is not None and cached[0] is scenario and cached[1] == key:
+        return cached[2]
+    if "time_bank" in update:
+        update["time_bank"] = pol.time_bank.model_copy(update={"redemption_guarantee": 0.0})
+    if "platform" in update:
+        update["platform"] = pol.platform.model_copy(update={"enabled": False})
+    effective = scenario.model_copy(update={"policy": pol.model_copy(update=update)})
+    inst.effective_cache = (scenario, key, effective)
+    return effective

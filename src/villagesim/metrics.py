@@ -196,14 +196,19 @@ def village_sums(world: World, week: Week, extra: dict[str, np.ndarray] | None =
 
 SUM_WITH_HIDDEN = SUM_COLUMNS + _HIDDEN_SUMS + ["_redemptions_ok", "_met_hours_services"]
 _INDEX = {c: i for i, c in enumerate(SUM_WITH_HIDDEN)}
+_RATIO_NUM = np.array([_INDEX[num] for num, _, _ in RATIO_COLUMNS.values()], dtype=np.intp)
+_RATIO_DEN = np.array([_INDEX[den] for _, den, _ in RATIO_COLUMNS.values()], dtype=np.intp)
+_RATIO_EMPTY = np.array([empty for _, _, empty in RATIO_COLUMNS.values()], dtype=np.float64)
 
 
 def with_ratios(sums: np.ndarray) -> np.ndarray:
     """Rows of sums (any leading shape, last axis = SUM_WITH_HIDDEN) -> rows of COLUMNS."""
-    public = sums[..., : len(SUM_COLUMNS)]
-    ratios = []
-    for num, den, empty in RATIO_COLUMNS.values():
-        n, d = sums[..., _INDEX[num]], sums[..., _INDEX[den]]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratios.append(np.where(d > 0, n / np.where(d > 0, d, 1.0), empty))
-    return np.concatenate([public, np.stack(ratios, axis=-1)], axis=-1)
+    n_public = len(SUM_COLUMNS)
+    out = np.empty((*sums.shape[:-1], len(COLUMNS)), dtype=sums.dtype if np.issubdtype(sums.dtype, np.floating) else np.float64)
+    out[..., :n_public] = sums[..., :n_public]
+    # every ratio at once, element by element the same division as one column at a time
+    n, d = sums[..., _RATIO_NUM], sums[..., _RATIO_DEN]
+    has = d > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out[..., n_public:] = np.where(has, n / np.where(has, d, 1.0), _RATIO_EMPTY)
+    return out

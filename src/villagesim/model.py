@@ -78,6 +78,28 @@ class Recorder:
         return df
 
 
+class OutputCollector(mesa.DataCollector):
+    """Mesa's ``DataCollector`` with every output column as a model reporter, collected from
+    ``model.latest`` in one pass.
+
+    The same table as ``mesa.DataCollector(model_reporters={c: lambda m: m.latest.get(c, 0.0)})``
+    (plain floats need no copy); reporters added otherwise are collected by Mesa.
+    """
+
+    def __init__(self, columns: list[str]) -> None:
+        self._columns = list(columns)
+        super().__init__(model_reporters={c: (lambda m, c=c: m.latest.get(c, 0.0)) for c in self._columns})
+
+    def collect(self, model: mesa.Model) -> None:
+        """Append the current outputs (``model.latest``) to the model variables."""
+        if list(self.model_reporters) != self._columns or self.agent_reporters or self.agenttype_reporters:
+            super().collect(model)
+            return
+        latest = model.latest
+        for column, values in zip(self._columns, self.model_vars.values(), strict=True):
+            values.append(latest.get(column, 0.0))
+
+
 class VillageModel(mesa.Model):
     """The villages of a scenario, stepped week by week.
 
@@ -131,7 +153,7 @@ class VillageModel(mesa.Model):
         self.recorder = Recorder(n_v, self.scenario.run.village_report_every, record_villages)
         self.week: Week | None = None
         self.latest: dict[str, float] = {}
-        self.datacollector = mesa.DataCollector(model_reporters={c: (lambda m, c=c: m.latest.get(c, 0.0)) for c in COLUMNS})
+        self.datacollector = OutputCollector(COLUMNS)
         self._views: dict[tuple[type, int], PersonView] = {}
 
     # ------------------------------------------------------------------ stepping
@@ -143,7 +165,8 @@ class VillageModel(mesa.Model):
         self.world.institutions.intended = self.scenario
         self.effective = effective_scenario(self.scenario, self.world)
         for process in PROCESSES:
-            process.run(self.world, self.effective, self.streams.for_step(process.NAME, t), week)
+            # the stream is built only if the process draws this step (same numbers either way)
+            process.run(self.world, self.effective, self.streams.lazy_for_step(process.NAME, t), week)
         self.week = week
         total = self.recorder.record(t, village_sums(self.world, week, week.extra))
         self.latest = dict(zip(COLUMNS, total.tolist(), strict=True))

@@ -58,9 +58,43 @@ class Streams:
         """The stream of process ``name`` at step ``step``."""
         return np.random.Generator(np.random.PCG64(self._sequence(stream_key(name), int(step))))
 
+    def lazy_for_step(self, name: str, step: int) -> LazyGenerator:
+        """The stream of process ``name`` at step ``step``, built only if the process draws.
+
+        The same numbers as :meth:`for_step`; a process that draws nothing this step (a
+        deterministic one, or a mechanism that is off) costs no stream construction.
+        """
+        return LazyGenerator(self, name, int(step))
+
     def mesa_rng(self) -> np.random.Generator:
         """The generator handed to ``mesa.Model(rng=...)`` (for Mesa's own uses)."""
         return self.named("mesa")
+
+
+class LazyGenerator:
+    """Stands in for ``Streams.for_step(name, step)``; the generator is made on first use.
+
+    Every attribute (``random``, ``integers``, ``bit_generator``, ...) is that of the real
+    :class:`numpy.random.Generator`, so a process cannot tell the difference.
+    """
+
+    __slots__ = ("_streams", "_name", "_step", "_generator")
+
+    def __init__(self, streams: Streams, name: str, step: int) -> None:
+        self._streams = streams
+        self._name = name
+        self._step = step
+        self._generator: np.random.Generator | None = None
+
+    @property
+    def generator(self) -> np.random.Generator:
+        """The stream itself (built now if it was not yet)."""
+        if self._generator is None:
+            self._generator = self._streams.for_step(self._name, self._step)
+        return self._generator
+
+    def __getattr__(self, attr: str):
+        return getattr(self.generator, attr)
 
 
 def substream(rng: np.random.Generator, key: int) -> np.random.Generator:

@@ -70,9 +70,9 @@ class Pool:
         rows = active[order]
         n_hamlets = len(world.villages.hamlet_x)
         h_count = np.bincount(hamlet, minlength=n_hamlets)
-        h_start = np.r_[0, np.cumsum(h_count)[:-1]]
+        h_start = _starts_of(h_count)
         v_count = np.bincount(p.village[rows], minlength=len(world.villages))
-        v_start = np.r_[0, np.cumsum(v_count)[:-1]]
+        v_start = _starts_of(v_count)
         return cls(rows, p.availability[rows].astype(np.float32), h_start, h_count, v_start, v_count)
 
     def draw(self, rng: np.random.Generator, hamlet: np.ndarray, village: np.ndarray, local: np.ndarray) -> np.ndarray:
@@ -86,15 +86,26 @@ class Pool:
         return np.where(count > 0, pick, -1)
 
 
+def _starts_of(counts: np.ndarray) -> np.ndarray:
+    """Start offsets of consecutive groups of the given sizes (an exclusive cumulative sum)."""
+    starts = np.zeros(len(counts), dtype=np.int64)
+    np.cumsum(counts[:-1], out=starts[1:])
+    return starts
+
+
 def _exclusive_groupsum(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
     """For arrays sorted by ``keys``: sum of ``values`` before each element within its key."""
     cs = np.cumsum(values, dtype=np.float64)
     before = cs - values
-    if len(keys) == 0:
+    n = len(keys)
+    if n == 0:
         return before
-    starts = np.r_[0, np.flatnonzero(np.diff(keys)) + 1]
-    counts = np.diff(np.r_[starts, len(keys)])
-    return before - np.repeat(before[starts], counts)
+    # index of the first element of each element's group: the last group start at or before it
+    new = np.empty(n, dtype=bool)
+    new[0] = True
+    np.not_equal(keys[1:], keys[:-1], out=new[1:])
+    group_first = np.maximum.accumulate(np.where(new, np.arange(n), 0))
+    return before - before[group_first]
 
 
 def assign(
@@ -192,11 +203,11 @@ def credit_matches(
     week.add_met("volunteer", vol)
     week.add_met("peer", peer)
     np.add.at(p.served_hours, helper_rows, pair_hours)
-    week.matched[np.unique(elder_pos)] = True
-    week.pair_elder = np.r_[week.pair_elder, week.elders[elder_pos]]
-    week.pair_helper = np.r_[week.pair_helper, helper_rows]
-    week.pair_hours = np.r_[week.pair_hours, pair_hours]
-    week.pair_channel = np.r_[week.pair_channel, np.full(len(pair_hours), channel, dtype=np.int8)]
+    week.matched[elder_pos] = True
+    week.pair_elder = np.concatenate((week.pair_elder, week.elders[elder_pos]))
+    week.pair_helper = np.concatenate((week.pair_helper, helper_rows))
+    week.pair_hours = np.concatenate((week.pair_hours, pair_hours))
+    week.pair_channel = np.concatenate((week.pair_channel, np.full(len(pair_hours), channel, dtype=np.int8)))
 
 
 def manual_match(
@@ -255,7 +266,10 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
         week.report("platform_matched_requests", np.bincount(village, weights=reached & week.matched[requests], minlength=n_v))
         requests = requests[~reached | ~week.matched[requests]]  # the rest go to the committee
     manual_match(world, scenario, rng, week, requests, pool, first=redemptions)
-    timebank.settle(world, scenario, substream(rng, 2), week, redemptions)
+    if redemptions.any():
+        timebank.settle(world, scenario, substream(rng, 2), week, redemptions)
+    else:  # nothing to settle: no child stream to build (it draws nothing then)
+        week.add_met("time_bank", np.zeros(n_e, dtype=np.float32))
     # elders who cannot use a platform on their own or through family (the digital divide)
     asked = np.flatnonzero(week.asked)
     no_digital = ~platform.digital_access(world, week, asked)

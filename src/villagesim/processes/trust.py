@@ -28,27 +28,28 @@ from villagesim.schema import Scenario
 NAME = "trust"
 
 
-class _ElderNeighbourhoods:
-    """Means over the elders of each elder's own and neighbouring households.
+def _elder_neighbourhood_means(world: World, elders: np.ndarray, *values: np.ndarray) -> list[np.ndarray]:
+    """Per elder, for each of ``values`` (per elder): its mean over the elders of the own and
+    neighbouring households.
 
-    The count of elders per neighbourhood is computed once a step and shared by every mean
-    (trust, help received); sums run over elders only, not over the whole person table.
+    Sums run over elders only, not over the whole person table; the elder counts and every
+    sum go through the neighbour matrix in one pass (a product with several columns sums
+    each column in the same order as a product with that column alone).
     """
-
-    def __init__(self, world: World, elders: np.ndarray) -> None:
-        self.n_hh = len(world.households)
-        self.nb = world.households.neighbours
-        self.hh = world.persons.household[elders]
-        hh_n = np.bincount(self.hh, minlength=self.n_hh).astype(np.float64)
-        self.cnt = (hh_n + self.nb @ hh_n)[self.hh]
-
-    def mean(self, per_elder: np.ndarray) -> np.ndarray:
-        """Per elder: mean of ``per_elder`` over the elders of the own and neighbouring households."""
-        hh_sum = np.bincount(self.hh, weights=per_elder, minlength=self.n_hh)
-        tot = (hh_sum + self.nb @ hh_sum)[self.hh]
+    n_hh = len(world.households)
+    hh = world.persons.household[elders]
+    hh_n = np.bincount(hh, minlength=n_hh).astype(np.float64)
+    hh_sums = [np.bincount(hh, weights=v, minlength=n_hh) for v in values]
+    columns = np.column_stack((hh_n, *hh_sums))
+    nb_sums = world.households.neighbours @ columns
+    cnt = (hh_n + nb_sums[:, 0])[hh]
+    means = []
+    for k, hh_sum in enumerate(hh_sums, start=1):
+        tot = (hh_sum + nb_sums[:, k])[hh]
         with np.errstate(divide="ignore", invalid="ignore"):
-            share = np.where(self.cnt > 0, tot / np.maximum(self.cnt, 1e-12), 0.0)
-        return share.astype(np.float32)
+            share = np.where(cnt > 0, tot / np.maximum(cnt, 1e-12), 0.0)
+        means.append(share.astype(np.float32))
+    return means
 
 
 def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) -> None:
@@ -57,7 +58,8 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
     b = scenario.behaviour
     pol = scenario.policy
     elders = week.elders
-    neighbourhoods = _ElderNeighbourhoods(world, elders)
+    # neighbours as they were before this week's update
+    nb_trust, nb_helped = _elder_neighbourhood_means(world, elders, p.trust[elders], week.matched.astype(np.float32))
 
     need = row_total(week.need)
     unmet = row_total(week.remaining)
@@ -70,7 +72,6 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
         got = np.where(requested > 0, np.clip(1.0 - unmet / np.maximum(requested, 1e-9), 0.0, 1.0), 0.0)
     outcome = (got * b.service_quality).astype(np.float32)
     trust = p.trust[elders]
-    nb_trust = neighbourhoods.mean(trust)  # neighbours as they were before this week's update
     rate = np.where(outcome > trust, b.trust_experience_rate * (1.0 + pol.transparency), b.trust_experience_rate)
     trust = np.where(asked, trust + rate * (outcome - trust), trust)
 
@@ -78,7 +79,6 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
     trust = trust + b.trust_neighbour_rate * (nb_trust - trust)
     p.trust[elders] = np.clip(trust, 0.0, 1.0)
 
-    nb_helped = neighbourhoods.mean(week.matched.astype(np.float32))
     aw = p.awareness[elders]
     aw = aw + (b.awareness_publicity_rate * pol.publicity + b.awareness_word_of_mouth * nb_helped) * (1.0 - aw)
     aw = aw - b.awareness_decay * aw

@@ -41,9 +41,11 @@ def neighbour_share(world: World, value: np.ndarray, among: np.ndarray) -> np.nd
     n_hh = len(world.households)
     hh_sum = np.bincount(p.household, weights=value * among, minlength=n_hh)
     hh_n = np.bincount(p.household, weights=among, minlength=n_hh)
-    nb = world.households.neighbours
-    tot = hh_sum + nb @ hh_sum
-    cnt = hh_n + nb @ hh_n
+    # both neighbourhood sums in one pass over the neighbour matrix (a two-column product:
+    # each column is summed in the same order as a product with that column alone)
+    both = world.households.neighbours @ np.column_stack((hh_sum, hh_n))
+    tot = hh_sum + both[:, 0]
+    cnt = hh_n + both[:, 1]
     with np.errstate(divide="ignore", invalid="ignore"):
         share = np.where(cnt > 0, tot / np.maximum(cnt, 1e-12), 0.0)
     return share[p.household].astype(np.float32)
