@@ -14,6 +14,8 @@ from the start and zero until that feature runs; a process reports them through
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from villagesim.population import AWAY, RESIDENT, World
@@ -114,20 +116,43 @@ KEY_OUTCOMES = [
 """Outcomes summarised in ``summary.json`` and compared between arms."""
 
 
+SUM_WITH_HIDDEN = SUM_COLUMNS + _HIDDEN_SUMS + ["_redemptions_ok", "_met_hours_services"]
+_INDEX = {c: i for i, c in enumerate(SUM_WITH_HIDDEN)}
+
+
+_LAYOUTS: dict[int, tuple[weakref.ref, int, int, np.ndarray, bool]] = {}
+
+
+def _person_layout(village: np.ndarray, n_v: int) -> tuple[np.ndarray, bool]:
+    """First row of each village and whether rows are sorted by village with none empty.
+
+    Rows never move and a person's village never changes, so this is worked out once per
+    person table (remembered while the table's ``village`` array lives).
+    """
+    key = id(village)
+    known = _LAYOUTS.get(key)
+    if known is not None and known[0]() is village and known[1] == n_v and known[2] == len(village):
+        return known[3], known[4]
+    starts = np.searchsorted(village, np.arange(n_v)) if len(village) else np.zeros(n_v, dtype=np.int64)
+    contiguous = len(village) > 0 and bool(np.all(np.diff(starts) > 0)) and bool(np.all(village[1:] >= village[:-1]))
+    for stale in [k for k, v in _LAYOUTS.items() if v[0]() is None]:
+        del _LAYOUTS[stale]
+    _LAYOUTS[key] = (weakref.ref(village), n_v, len(village), starts, contiguous)
+    return starts, contiguous
+
+
 def village_sums(world: World, week: Week, extra: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """Matrix (villages x sum columns incl. hidden ones) of this step's sums."""
     p = world.persons
     n_v = week.n_villages
-    cols = SUM_COLUMNS + _HIDDEN_SUMS + ["_redemptions_ok", "_met_hours_services"]
-    out = np.zeros((n_v, len(cols)), dtype=np.float64)
-    index = {c: i for i, c in enumerate(cols)}
+    out = np.zeros((n_v, len(SUM_WITH_HIDDEN)), dtype=np.float64)
+    index = _INDEX
 
     # Persons are stored sorted by village (rows never move, and build_world creates them
     # village by village), so a per-village sum is a segmented sum over contiguous rows
     # (np.add.reduceat), far cheaper than a gather and np.bincount per column. Where rows are
     # not sorted (a world built otherwise) np.bincount is used.
-    starts = np.searchsorted(p.village, np.arange(n_v)) if len(p) else np.zeros(n_v, dtype=np.int64)
-    contiguous = len(p) > 0 and bool(np.all(np.diff(starts) > 0)) and bool(np.all(p.village[1:] >= p.village[:-1]))
+    starts, contiguous = _person_layout(p.village, n_v)
 
     def count(name: str, mask: np.ndarray) -> None:
         if contiguous:
@@ -139,7 +164,7 @@ def village_sums(world: World, week: Week, extra: dict[str, np.ndarray] | None =
     ve = p.village[e]
     # elders (rows in increasing order) are sorted by village too: segmented sums again
     e_starts = np.searchsorted(ve, np.arange(n_v))
-    e_count = np.diff(np.r_[e_starts, len(e)])
+    e_count = np.diff(e_starts, append=len(e))
     e_at = np.minimum(e_starts, max(len(e) - 1, 0))
 
     def put(name: str, weights: np.ndarray | None = None) -> None:
@@ -194,8 +219,6 @@ def village_sums(world: World, week: Week, extra: dict[str, np.ndarray] | None =
     return out
 
 
-SUM_WITH_HIDDEN = SUM_COLUMNS + _HIDDEN_SUMS + ["_redemptions_ok", "_met_hours_services"]
-_INDEX = {c: i for i, c in enumerate(SUM_WITH_HIDDEN)}
 _RATIO_NUM = np.array([_INDEX[num] for num, _, _ in RATIO_COLUMNS.values()], dtype=np.intp)
 _RATIO_DEN = np.array([_INDEX[den] for _, den, _ in RATIO_COLUMNS.values()], dtype=np.intp)
 _RATIO_EMPTY = np.array([empty for _, _, empty in RATIO_COLUMNS.values()], dtype=np.float64)

@@ -28,7 +28,7 @@ import numpy as np
 
 from villagesim.institutions import CANTEEN, HOME, NO_MANAGER, PAID, PARTY, POINT, VOLUNTEER, WEEKS_PER_YEAR
 from villagesim.population import World
-from villagesim.processes.week import COMPANION, DAILY, MEALS, Week
+from villagesim.processes.week import COMPANION, DAILY, MEALS, Week, rank_within
 from villagesim.schema import Scenario
 
 NAME = "facilities"
@@ -93,12 +93,9 @@ def serve(world: World, scenario: Scenario, rng: np.random.Generator, week: Week
         if len(ids) == 0:
             continue
         # nearest operating facility of this kind in the elder's village, within reach
-        slot = np.zeros(len(ids), dtype=np.int64)
         order = np.argsort(fac.village[ids], kind="stable")
         ids = ids[order]
-        starts = np.r_[0, np.flatnonzero(np.diff(fac.village[ids])) + 1]
-        counts = np.diff(np.r_[starts, len(ids)])
-        slot = np.arange(len(ids)) - np.repeat(starts, counts)
+        slot = rank_within(fac.village[ids])
         table = np.full((n_v, int(slot.max()) + 1), -1, dtype=np.int64)
         table[fac.village[ids], slot] = ids
         cand = table[village]  # elders x slots

@@ -32,9 +32,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from villagesim.population import ELDER_AGE, World, _rank_within
+from villagesim.population import ELDER_AGE, World
 from villagesim.processes import platform, timebank
-from villagesim.processes.week import GENERAL_KINDS, PROFESSIONAL, Week
+from villagesim.processes.week import GENERAL_KINDS, PROFESSIONAL, Week, rank_within
 from villagesim.rng import substream
 from villagesim.schema import Scenario
 
@@ -137,7 +137,9 @@ def assign(
     req_hh = p.household[req_rows]
     req_hamlet = hh.hamlet[req_hh]
     req_village = p.village[req_rows]
+    req_x, req_y = hh.x[req_hh], hh.y[req_hh]
     pool_hh = p.household[pool.rows]
+    pool_x, pool_y = hh.x[pool_hh], hh.y[pool_hh]
     for _ in range(attempts):
         idx = np.flatnonzero(demand - given > 1e-6)
         if len(idx) == 0 or len(pool.rows) == 0:
@@ -146,7 +148,7 @@ def assign(
         cand = pool.draw(rng, req_hamlet[idx], req_village[idx], local)
         ok = cand >= 0
         idx, cand = idx[ok], cand[ok]
-        dist = np.hypot(hh.x[req_hh[idx]] - hh.x[pool_hh[cand]], hh.y[req_hh[idx]] - hh.y[pool_hh[cand]])
+        dist = np.hypot(req_x[idx] - pool_x[cand], req_y[idx] - pool_y[cand])
         ok = eligible[cand] & (pool.hours_left[cand] > 0) & (pool.rows[cand] != req_rows[idx]) & (dist <= walking_km)
         idx, cand = idx[ok], cand[ok]
         if len(idx) == 0:
@@ -231,7 +233,7 @@ def manual_match(
     capacity = committee_capacity(scenario, week.n_villages)
     later = ~first[positions] if first is not None else np.zeros(len(rows), dtype=bool)
     order = np.lexsort((rng.random(len(rows)), -p.care_level[rows].astype(np.int64), later, village))
-    rank = _rank_within(village[order])
+    rank = rank_within(village[order])
     chosen = order[rank < capacity[village[order]]]
     # sorted by village and, within a village, most severe first: the order conflicts are settled in
     positions = positions[chosen]

@@ -92,3 +92,16 @@ def row_total(a: np.ndarray) -> np.ndarray:
     for k in range(1, a.shape[1]):
         out += a[:, k]
     return out
+
+
+def rank_within(groups: np.ndarray) -> np.ndarray:
+    """For an array sorted by group, the 0-based position of each element within its group."""
+    n = len(groups)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    positions = np.arange(n)
+    new = np.empty(n, dtype=bool)
+    new[0] = True
+    np.not_equal(groups[1:], groups[:-1], out=new[1:])
+    # the start of each element's group: the last group start at or before it
+    return positions - np.maximum.accumulate(np.where(new, positions, 0))
