@@ -94,7 +94,7 @@ def main() -> None:
         table = c.table.set_index("outcome")
         out += [f"## {name}", "", f"**Question.** {_question(path)}", "", "**Answer from the runs.**", ""]
         for o in outcomes:
-            row = table.loc[o].copy()
+            row = table.loc[o].astype(object)
             row["outcome"] = o
             out.append(f"- {_sentence(row)}")
         out += ["", f"![{name} vs baseline](figures/{name}.png)", ""]
