@@ -22,30 +22,34 @@ from __future__ import annotations
 import numpy as np
 
 from villagesim.population import World
-from villagesim.processes.week import Week, row_total
+from villagesim.processes.week import Week, neighbour_count_sum, row_total
 from villagesim.schema import Scenario
 
 NAME = "trust"
 
 
-def _elder_neighbourhood_means(world: World, elders: np.ndarray, *values: np.ndarray) -> list[np.ndarray]:
-    """Per elder, for each of ``values`` (per elder): its mean over the elders of the own and
-    neighbouring households.
+def _elder_neighbourhood_means(world: World, elders: np.ndarray, trust: np.ndarray, helped: np.ndarray) -> list[np.ndarray]:
+    """Per elder: the mean trust and the share helped this week (``helped`` is 0/1) over the
+    elders of the own and neighbouring households.
 
-    Sums run over elders only, not over the whole person table; the elder counts and every
-    sum go through the neighbour matrix in one pass (a product with several columns sums
-    each column in the same order as a product with that column alone).
+    Sums run over elders only, not over the whole person table. The elder counts and the
+    counts of elders helped are whole numbers: their neighbourhood sums are exact in any
+    order and are worked out over the few households that changed or count
+    (:func:`~villagesim.processes.week.neighbour_count_sum`, the same numbers as the product).
     """
     n_hh = len(world.households)
+    nb = world.households.neighbours
     hh = world.persons.household[elders]
     hh_n = np.bincount(hh, minlength=n_hh).astype(np.float64)
-    hh_sums = [np.bincount(hh, weights=v, minlength=n_hh) for v in values]
-    columns = np.column_stack((hh_n, *hh_sums))
-    nb_sums = world.households.neighbours @ columns
-    cnt = (hh_n + nb_sums[:, 0])[hh]
+    cnt = (hh_n + neighbour_count_sum(nb, "trust.elders", hh_n))[hh]
+    trust_sum = np.bincount(hh, weights=trust, minlength=n_hh)
+    helped_sum = np.bincount(hh, weights=helped, minlength=n_hh)
     means = []
-    for k, hh_sum in enumerate(hh_sums, start=1):
-        tot = (hh_sum + nb_sums[:, k])[hh]
+    for hh_sum, nb_sum in (
+        (trust_sum, nb @ trust_sum),
+        (helped_sum, neighbour_count_sum(nb, "trust.helped", helped_sum)),
+    ):
+        tot = (hh_sum + nb_sum)[hh]
         with np.errstate(divide="ignore", invalid="ignore"):
             share = np.where(cnt > 0, tot / np.maximum(cnt, 1e-12), 0.0)
         means.append(share.astype(np.float32))

@@ -19,7 +19,7 @@ import numpy as np
 
 from villagesim.population import ELDER_AGE, RESIDENT, World
 from villagesim.processes.asking import logistic
-from villagesim.processes.week import Week
+from villagesim.processes.week import Week, neighbour_count_sum
 from villagesim.schema import Scenario
 
 NAME = "volunteering"
@@ -35,17 +35,21 @@ def candidates_mask(world: World, scenario: Scenario) -> np.ndarray:
     return resident & (working_age | young_old)
 
 
-def neighbour_share(world: World, value: np.ndarray, among: np.ndarray) -> np.ndarray:
-    """Per person: mean of ``value`` over ``among`` persons of the own and neighbouring households."""
+def neighbour_share(world: World, value: np.ndarray, among: np.ndarray, whole: bool = False) -> np.ndarray:
+    """Per person: mean of ``value`` over ``among`` persons of the own and neighbouring households.
+
+    ``whole``: ``among`` is 0/1, so the number of ``among`` persons of a neighbourhood is a
+    count (summed exactly over the households where it changed).
+    """
     p = world.persons
     n_hh = len(world.households)
     hh_sum = np.bincount(p.household, weights=value * among, minlength=n_hh)
     hh_n = np.bincount(p.household, weights=among, minlength=n_hh)
-    # both neighbourhood sums in one pass over the neighbour matrix (a two-column product:
-    # each column is summed in the same order as a product with that column alone)
-    both = world.households.neighbours @ np.column_stack((hh_sum, hh_n))
-    tot = hh_sum + both[:, 0]
-    cnt = hh_n + both[:, 1]
+    nb = world.households.neighbours
+    tot = hh_sum + nb @ hh_sum
+    # the candidates' count changes little from week to week: summed over the households
+    # where it changed (exact for counts, the same numbers as the product)
+    cnt = hh_n + (neighbour_count_sum(nb, "volunteering.count", hh_n) if whole else nb @ hh_n)
     with np.errstate(divide="ignore", invalid="ignore"):
         share = np.where(cnt > 0, tot / np.maximum(cnt, 1e-12), 0.0)
     return share[p.household].astype(np.float32)
@@ -57,7 +61,7 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
     pol = scenario.policy
     u = rng.random(len(p), dtype=np.float32)
     cand = candidates_mask(world, scenario)
-    norm = neighbour_share(world, p.active.astype(np.float32), cand.astype(np.float32))
+    norm = neighbour_share(world, p.active.astype(np.float32), cand.astype(np.float32), whole=True)
     credit = pol.time_bank.credit_per_hour if pol.time_bank.enabled else 0.0
     logit = (
         b.volunteer_intercept

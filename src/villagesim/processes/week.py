@@ -7,6 +7,7 @@ elders after demography and health); arrays "per person" follow the person table
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -105,3 +106,77 @@ def rank_within(groups: np.ndarray) -> np.ndarray:
     np.not_equal(groups[1:], groups[:-1], out=new[1:])
     # the start of each element's group: the last group start at or before it
     return positions - np.maximum.accumulate(np.where(new, positions, 0))
+
+
+class _NeighbourCounts:
+    """What :func:`neighbour_count_sum` keeps about one neighbour matrix."""
+
+    def __init__(self, matrix) -> None:
+        self.matrix = weakref.ref(matrix)
+        # products with whole numbers are summed exactly in any order only for 0/1 entries
+        self.exact = bool(np.all((matrix.data == 0.0) | (matrix.data == 1.0)))
+        # columns of the matrix: its rows where it is symmetric (a neighbour graph is), no copy
+        columns = matrix if (matrix != matrix.T).nnz == 0 else matrix.tocsc()
+        self.indptr, self.indices, self.data = columns.indptr, columns.indices, columns.data
+        self.ones = bool(np.all(self.data == 1.0))
+        self.last: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+
+_NEIGHBOUR_COUNTS: dict[int, _NeighbourCounts] = {}
+_COLUMNS_SHARE = 1.0 / 24.0
+"""Above this share of the matrix's entries a pass over whole columns costs more than the product
+(a gather and a ``bincount`` per entry against streaming the matrix once)."""
+
+
+def _columns_product(state: _NeighbourCounts, n: int, values: np.ndarray, nonzero: np.ndarray) -> np.ndarray | None:
+    """``matrix @ values`` summed over the columns of the non-zero entries only (``None``
+    where that is dearer than the product)."""
+    starts = state.indptr[nonzero]
+    lengths = state.indptr[nonzero + 1] - starts
+    total = int(lengths.sum())
+    if total > _COLUMNS_SHARE * len(state.indices):
+        return None
+    if total == 0:
+        return np.zeros(n, dtype=np.float64)
+    offsets = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths) + np.arange(total)
+    weights = np.repeat(values[nonzero], lengths)
+    if not state.ones:
+        weights = weights * state.data[offsets]
+    return np.bincount(state.indices[offsets], weights=weights, minlength=n)
+
+
+def neighbour_count_sum(neighbours, key: str, counts: np.ndarray) -> np.ndarray:
+    """``neighbours @ counts`` for a per-household vector of counts.
+
+    ``counts`` must hold whole numbers (as ``np.bincount`` of a mask gives): then every
+    entry of the product with a 0/1 matrix is a whole number, summed exactly in any order,
+    so this gives the same numbers as the sparse product. It is worked out from the last
+    product under the same ``key`` plus the product of the change (only the households
+    whose count changed), or over the non-zero counts only: a pass over a few columns of
+    the matrix instead of all of it. Falls back to the product itself where that saves
+    nothing or the matrix holds entries other than 0 and 1.
+    The returned array must not be modified.
+    """
+    n = neighbours.shape[0]
+    state = _NEIGHBOUR_COUNTS.get(id(neighbours))
+    if state is None or state.matrix() is not neighbours:
+        for stale in [k for k, v in _NEIGHBOUR_COUNTS.items() if v.matrix() is None]:
+            del _NEIGHBOUR_COUNTS[stale]
+        state = _NeighbourCounts(neighbours)
+        _NEIGHBOUR_COUNTS[id(neighbours)] = state
+    counts = np.asarray(counts, dtype=np.float64)
+    if not state.exact:
+        return neighbours @ counts
+    product = None
+    last = state.last.get(key)
+    if last is not None and last[0].shape == counts.shape:
+        change = np.flatnonzero(counts != last[0])
+        change_product = _columns_product(state, n, counts - last[0], change)
+        if change_product is not None:
+            product = last[1] + change_product
+    if product is None:
+        product = _columns_product(state, n, counts, np.flatnonzero(counts))
+    if product is None:
+        product = neighbours @ counts
+    state.last[key] = (counts.copy(), product)
+    return product
