@@ -42,6 +42,12 @@ def neighbour_share(world: World, value: np.ndarray, among: np.ndarray, whole: b
     count (summed exactly over the households where it changed).
     """
     p = world.persons
+    return _household_share(world, value, among, whole)[p.household].astype(np.float32)
+
+
+def _household_share(world: World, value: np.ndarray, among: np.ndarray, whole: bool = False) -> np.ndarray:
+    """Per household: the mean of :func:`neighbour_share` (float64)."""
+    p = world.persons
     n_hh = len(world.households)
     hh_sum = np.bincount(p.household, weights=value * among, minlength=n_hh)
     hh_n = np.bincount(p.household, weights=among, minlength=n_hh)
@@ -51,8 +57,7 @@ def neighbour_share(world: World, value: np.ndarray, among: np.ndarray, whole: b
     # where it changed (exact for counts, the same numbers as the product)
     cnt = hh_n + (neighbour_count_sum(nb, "volunteering.count", hh_n) if whole else nb @ hh_n)
     with np.errstate(divide="ignore", invalid="ignore"):
-        share = np.where(cnt > 0, tot / np.maximum(cnt, 1e-12), 0.0)
-    return share[p.household].astype(np.float32)
+        return np.where(cnt > 0, tot / np.maximum(cnt, 1e-12), 0.0)
 
 
 def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) -> None:
@@ -61,19 +66,25 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
     pol = scenario.policy
     u = rng.random(len(p), dtype=np.float32)
     cand = candidates_mask(world, scenario)
-    norm = neighbour_share(world, p.active.astype(np.float32), cand.astype(np.float32), whole=True)
+    share = _household_share(world, p.active.astype(np.float32), cand.astype(np.float32), whole=True)
+    # only candidates can volunteer: the logistic is evaluated on their rows alone (element by
+    # element the same numbers as over the whole table)
+    rows = np.flatnonzero(cand)
+    norm = share[p.household[rows]].astype(np.float32)
     credit = pol.time_bank.credit_per_hour if pol.time_bank.enabled else 0.0
     logit = (
         b.volunteer_intercept
-        + b.volunteer_altruism * p.altruism
+        + b.volunteer_altruism * p.altruism[rows]
         + b.volunteer_incentive * pol.incentive_per_hour
-        + b.volunteer_credit * credit * p.tb_trust
+        + b.volunteer_credit * credit * p.tb_trust[rows]
         + b.volunteer_norm * norm
-        + b.volunteer_party * pol.party_mobilisation * p.party
+        + b.volunteer_party * pol.party_mobilisation * p.party[rows]
         - b.volunteer_blame_fear * (0.0 if pol.liability_insurance else 1.0)
-        - b.volunteer_opportunity_cost * p.opportunity_cost
-        - b.volunteer_burnout * p.burnout
+        - b.volunteer_opportunity_cost * p.opportunity_cost[rows]
+        - b.volunteer_burnout * p.burnout[rows]
     )
-    p.active = cand & (u < logistic(logit)) & (p.availability > 0)
+    active = np.zeros(len(p), dtype=bool)
+    active[rows] = (u[rows] < logistic(logit)) & (p.availability[rows] > 0)
+    p.active = active
     p.served_hours[:] = 0
     week.candidates = cand
