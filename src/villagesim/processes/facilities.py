@@ -127,6 +127,16 @@ def serve(world: World, scenario: Scenario, rng: np.random.Generator, week: Week
 def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) -> None:
     fac = world.institutions.facilities
     cfg = scenario.facilities
+    if not fac.built.any():
+        # nothing built: no manager to hire, nothing operates, serves or costs anything
+        # (this step's draws of the facilities' stream would go unused)
+        fac.operating = np.zeros(len(fac), dtype=bool)
+        fac.hours_served[:] = 0.0
+        week.add_met("facility", np.zeros(len(week.elders), dtype=np.float32))
+        zeros = np.zeros(week.n_villages)
+        for name in ("spend_facility_running", "facilities_built", "facilities_operating", "facilities_idle"):
+            week.report(name, zeros)
+        return
     staff(fac, scenario, rng, week.step)
     week.add_met("facility", serve(world, scenario, rng, week))
     # running costs of the week, from each facility's own balance
