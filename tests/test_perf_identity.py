@@ -1,0 +1,101 @@
+"""The fast paths of the vectorised core give exactly the numbers of the plain formulas.
+
+Each shortcut taken for speed (incremental neighbourhood counts, vectorised ratios, lazy
+streams, group ranks, the one-pass output collector) is compared bit for bit with the
+straightforward computation it replaces; the tolerance is zero.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from villagesim.metrics import COLUMNS, RATIO_COLUMNS, SUM_COLUMNS, SUM_WITH_HIDDEN, with_ratios
+from villagesim.model import VillageModel
+from villagesim.processes.matching import _exclusive_groupsum
+from villagesim.processes.week import neighbour_count_sum, rank_within
+from villagesim.rng import Streams, substream
+from villagesim.schema import Scenario
+
+
+def _symmetric_graph(n: int, seed: int) -> sp.csr_matrix:
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(0, n, 6 * n)
+    cols = np.clip(rows + rng.integers(-20, 21, len(rows)), 0, n - 1)
+    m = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
+    return ((m + m.T) > 0).astype(np.float64).tocsr()
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_neighbour_count_sum_equals_the_product(symmetric: bool) -> None:
+    n = 3000
+    nb = _symmetric_graph(n, 1)
+    if not symmetric:
+        nb = sp.triu(nb).tocsr()
+    rng = np.random.default_rng(2)
+    counts = rng.integers(0, 4, n).astype(np.float64)
+    for week in range(12):
+        # few changes (incremental), sparse counts (columns only), dense changes (the product)
+        if week % 4 == 1:
+            counts = np.zeros(n)
+            counts[rng.integers(0, n, 20)] = 1.0
+        elif week % 4 == 2:
+            counts = rng.integers(0, 4, n).astype(np.float64)
+        else:
+            change = rng.integers(0, n, 15)
+            counts = counts.copy()
+            counts[change] = rng.integers(0, 5, len(change))
+        got = neighbour_count_sum(nb, "test", counts)
+        assert np.array_equal(got, nb @ counts)
+
+
+def test_neighbour_count_sum_with_other_weights_uses_the_product() -> None:
+    nb = _symmetric_graph(500, 3) * 0.5
+    counts = np.arange(500, dtype=np.float64) % 3
+    assert np.array_equal(neighbour_count_sum(nb, "half", counts), nb @ counts)
+
+
+def test_with_ratios_matches_column_by_column() -> None:
+    index = {c: i for i, c in enumerate(SUM_WITH_HIDDEN)}
+    rng = np.random.default_rng(4)
+    sums = rng.random((9, len(SUM_WITH_HIDDEN))) * 50 * (rng.random((9, len(SUM_WITH_HIDDEN))) > 0.3)
+    got = with_ratios(sums)
+    assert got.shape == (9, len(COLUMNS))
+    assert np.array_equal(got[:, : len(SUM_COLUMNS)], sums[:, : len(SUM_COLUMNS)])
+    for k, (num, den, empty) in enumerate(RATIO_COLUMNS.values()):
+        n, d = sums[:, index[num]], sums[:, index[den]]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            want = np.where(d > 0, n / np.where(d > 0, d, 1.0), empty)
+        assert np.array_equal(got[:, len(SUM_COLUMNS) + k], want)
+    assert np.array_equal(with_ratios(sums[0]), got[0])
+
+
+def test_lazy_stream_draws_the_numbers_of_the_stream() -> None:
+    streams = Streams(7, replicate=2)
+    lazy = streams.lazy_for_step("matching", 5)
+    plain = streams.for_step("matching", 5)
+    assert np.array_equal(lazy.random(10), plain.random(10))
+    assert np.array_equal(substream(lazy, 2).random(5), substream(streams.for_step("matching", 5), 2).random(5))
+
+
+def test_group_helpers_match_repeat_formulas() -> None:
+    rng = np.random.default_rng(5)
+    keys = np.sort(rng.integers(0, 30, 400))
+    values = rng.random(400)
+    starts = np.r_[0, np.flatnonzero(np.diff(keys)) + 1]
+    counts = np.diff(np.r_[starts, len(keys)])
+    assert np.array_equal(rank_within(keys), np.arange(len(keys)) - np.repeat(starts, counts))
+    before = np.cumsum(values) - values
+    assert np.array_equal(_exclusive_groupsum(keys, values), before - np.repeat(before[starts], counts))
+    assert len(rank_within(np.zeros(0, dtype=np.int64))) == 0
+
+
+def test_collector_rows_are_the_recorded_outputs() -> None:
+    model = VillageModel(Scenario(), steps=6)
+    for _ in range(6):
+        model.step()
+    collected = model.datacollector.get_model_vars_dataframe()
+    ts = model.timeseries()
+    assert list(collected.columns) == COLUMNS
+    assert np.array_equal(collected.to_numpy(), ts[COLUMNS].to_numpy())
