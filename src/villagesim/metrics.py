@@ -166,12 +166,15 @@ def village_sums(world: World, week: Week, extra: dict[str, np.ndarray] | None =
     e_starts = np.searchsorted(ve, np.arange(n_v))
     e_count = np.diff(e_starts, append=len(e))
     e_at = np.minimum(e_starts, max(len(e) - 1, 0))
+    has_elders = e_count > 0
+    every_village = bool(has_elders.all())  # then no segment is empty: nothing to blank out
 
     def put(name: str, weights: np.ndarray | None = None) -> None:
         if weights is None:
             out[:, index[name]] = e_count
         elif contiguous and len(e):
-            out[:, index[name]] = np.where(e_count > 0, np.add.reduceat(weights, e_at, dtype=np.float64), 0.0)
+            sums = np.add.reduceat(weights, e_at, dtype=np.float64)
+            out[:, index[name]] = sums if every_village else np.where(has_elders, sums, 0.0)
         else:
             out[:, index[name]] = np.bincount(ve, weights=weights, minlength=n_v)
 
