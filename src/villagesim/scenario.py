@@ -133,7 +133,6 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 def _load_chain(path: Path, stack: list[Path]) -> tuple[dict[str, Any], Provenance, list[Path]]:
-    resolved = path.resolve()
     raw = _read_toml(path)
     extends = raw.pop("extends", None)
     provenance: Provenance = {}
@@ -160,7 +159,6 @@ def _load_chain(path: Path, stack: list[Path]) -> tuple[dict[str, Any], Provenan
             )
         base, provenance, parent_chain = _load_chain(parent, stack + [path])
         chain += parent_chain
-    del resolved
     merged = _merge(base, raw)
     for leaf in _leaves(raw):
         provenance[leaf] = path
