@@ -240,6 +240,7 @@ def test_every_lever_changes_the_run():
         # NGOs enter only where the price covers travel: a price that reaches any village
         ({"policy.ngo_purchase_budget": 100000.0}, {"policy.ngo_price_per_hour": 120.0}),
         ({"policy.ngo_price_per_hour": 120.0}, {}),
+        ({"ngo.quality": 0.2}, {"policy.ngo_purchase_budget": 100000.0, "policy.ngo_price_per_hour": 120.0}),
         ({"policy.evaluation_regime": "quality"}, {}),
         ({"policy.allocation": "fixed"}, {}),
         ({"policy.budget": 20000.0}, {}),

@@ -1,14 +1,15 @@
 """Process 11: trust, awareness, satisfaction and burnout.
 
 Reads: ``week.elders``, ``week.asked``, ``week.requested_hours``, ``week.need``,
-``week.remaining``, ``week.matched``; ``trust``, ``awareness``, ``satisfaction``,
+``week.remaining``, ``week.matched``, ``week.met``; ``trust``, ``awareness``, ``satisfaction``,
 ``served_hours``, ``burnout``; the neighbour graph; ``[behaviour]``; levers
 ``publicity``, ``transparency``.
 Writes: ``trust``, ``awareness``, ``satisfaction`` (resident elders), ``burnout``
 (everyone), ``unmet_hours``.
 
 * Trust moves toward what an elder who asked experienced (share of the request met, times
-  ``service_quality``) at ``trust_experience_rate`` (faster upward with ``transparency``,
+  the quality of the help: ``ngo.quality`` for NGO care, ``service_quality`` for the rest)
+  at ``trust_experience_rate`` (faster upward with ``transparency``,
   村务公开), and toward the mean trust of elders in neighbouring households at
   ``trust_neighbour_rate``.
 * Awareness rises with publicity and with the share of neighbouring elders helped this
@@ -74,7 +75,16 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
     requested = week.requested_hours
     with np.errstate(divide="ignore", invalid="ignore"):
         got = np.where(requested > 0, np.clip(1.0 - unmet / np.maximum(requested, 1e-9), 0.0, 1.0), 0.0)
-    outcome = (got * b.service_quality).astype(np.float32)
+    # quality of the help received: NGO care at the NGOs' quality, other services at service_quality
+    ngo = week.met_of("ngo")
+    services = ngo + sum(week.met_of(s) for s in ("volunteer", "peer", "facility", "time_bank"))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        quality = np.where(
+            services > 0,
+            (ngo * scenario.ngo.quality + (services - ngo) * b.service_quality) / np.maximum(services, 1e-12),
+            b.service_quality,
+        )
+    outcome = (got * quality).astype(np.float32)
     trust = p.trust[elders]
     rate = np.where(outcome > trust, b.trust_experience_rate * (1.0 + pol.transparency), b.trust_experience_rate)
     trust = np.where(asked, trust + rate * (outcome - trust), trust)
