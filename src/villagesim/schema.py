@@ -526,7 +526,6 @@ BUDGET_USES = ["facility_building", "facility_running", "subsidies", "ngo", "pub
 class GovernmentConfig(Section):
     """How the township/county government decides and what things cost."""
 
-    budget_month: int = param(1, "week of the year", "assumption", "Week in which the yearly budget is decided.", ge=1, le=52)
     adaptation_rate: float = param(0.5, "per year", "assumption", "How far an adaptive split moves toward the KPI's target each year.", ge=0.0, le=1.0)
     count_building_share: float = param(0.6, "share of budget", "assumption", "Building share a government judged on facilities counted steers toward.", ge=0.0, le=1.0)
     quality_building_share: float = param(0.25, "share of budget", "assumption", "Building share under the quality regime while there is something left to build.", ge=0.0, le=1.0)
