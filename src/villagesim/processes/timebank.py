@@ -29,7 +29,7 @@ import numpy as np
 
 from villagesim.institutions import spend
 from villagesim.population import DEAD, RESIDENT, World
-from villagesim.processes.week import GENERAL_KINDS, PROFESSIONAL, Week
+from villagesim.processes.week import Week
 from villagesim.schema import Scenario
 
 
@@ -75,9 +75,9 @@ def settle(world: World, scenario: Scenario, rng: np.random.Generator, week: Wee
         g = np.flatnonzero(guaranteed)
         guaranteed[g[~affordable]] = False
         paid_hours[g[affordable]] = want[g[affordable]]
-        paid = spend(inst.treasury, "subsidies", float(cost[affordable].sum()))
+        # the affordable prefix fits the pool, so all of it is paid
+        spend(inst.treasury, "subsidies", float(cost[affordable].sum()))
         week.report("spend_subsidies", np.bincount(p.village[rows[g[affordable]]], weights=cost[affordable], minlength=n_v))
-        del paid
         got = np.zeros(n_e, dtype=np.float32)
         got[idx] = paid_hours
         frac = np.where(want > 0, paid_hours / np.maximum(want, 1e-12), 0.0)
@@ -147,4 +147,4 @@ def credit(world: World, scenario: Scenario, week: Week) -> None:
         np.clip(p.tb_trust, 0.0, 1.0, out=p.tb_trust)
 
 
-__all__ = ["redeeming", "settle", "credit", "GENERAL_KINDS", "PROFESSIONAL"]
+__all__ = ["redeeming", "settle", "credit"]
