@@ -264,25 +264,25 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
     week.add_met("volunteer", np.zeros(n_e, dtype=np.float32))
     week.add_met("peer", np.zeros(n_e, dtype=np.float32))
     pool = Pool.of_active(world)
-    requests = np.flatnonzero(week.asked)
+    asked = np.flatnonzero(week.asked)
+    village = world.persons.village[week.elders[asked]]
+    n_v = week.n_villages
+    # elders who can use a platform on their own or through family (the digital divide)
+    access = platform.digital_access(world, week, asked)
+    requests = asked
     redemptions = timebank.redeeming(world, scenario, week)
     if scenario.policy.platform.enabled:
-        reached = platform.reach(world, scenario, week, requests)
-        platform.match(world, scenario, substream(rng, 1), week, requests[reached], pool)
-        n_v = week.n_villages
-        village = world.persons.village[week.elders[requests]]
+        reached = platform.reach(world, scenario, week, asked, access)
+        platform.match(world, scenario, substream(rng, 1), week, asked[reached], pool)
         week.report("platform_requests", np.bincount(village, weights=reached, minlength=n_v))
-        week.report("platform_matched_requests", np.bincount(village, weights=reached & week.matched[requests], minlength=n_v))
-        requests = requests[~reached | ~week.matched[requests]]  # the rest go to the committee
+        week.report("platform_matched_requests", np.bincount(village, weights=reached & week.matched[asked], minlength=n_v))
+        requests = asked[~reached | ~week.matched[asked]]  # the rest go to the committee
     manual_match(world, scenario, rng, week, requests, pool, first=redemptions)
     if redemptions.any():
         timebank.settle(world, scenario, substream(rng, 2), week, redemptions)
     else:  # nothing to settle: no child stream to build (it draws nothing then)
         week.add_met("time_bank", np.zeros(n_e, dtype=np.float32))
-    # elders who cannot use a platform on their own or through family (the digital divide)
-    asked = np.flatnonzero(week.asked)
-    no_digital = ~platform.digital_access(world, week, asked)
-    village = world.persons.village[week.elders[asked]]
-    week.report("requests_no_digital", np.bincount(village, weights=no_digital, minlength=week.n_villages))
+    no_digital = ~access
+    week.report("requests_no_digital", np.bincount(village, weights=no_digital, minlength=n_v))
     matched = no_digital & week.matched[asked]
-    week.report("matched_requests_no_digital", np.bincount(village, weights=matched, minlength=week.n_villages))
+    week.report("matched_requests_no_digital", np.bincount(village, weights=matched, minlength=n_v))

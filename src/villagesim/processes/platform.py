@@ -42,11 +42,11 @@ def digital_access(world: World, week: Week, positions: np.ndarray) -> np.ndarra
     return p.digital[rows] | (proxies[p.lineage[rows]] > 0)
 
 
-def reach(world: World, scenario: Scenario, week: Week, positions: np.ndarray) -> np.ndarray:
-    """Which requests (positions in ``week.elders``) reach the platform."""
+def reach(world: World, scenario: Scenario, week: Week, positions: np.ndarray, direct: np.ndarray) -> np.ndarray:
+    """Which requests (positions in ``week.elders``) reach the platform, given their
+    :func:`digital_access` (``direct``)."""
     p = world.persons
     rows = week.elders[positions]
-    direct = digital_access(world, week, positions)
     # a second fixed lottery, independent of the one used for alarms
     offline_draw = (p.lottery[rows] * 7919.0) % 1.0
     offline = offline_draw < scenario.policy.platform.offline_channel_coverage
