@@ -35,3 +35,23 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def parts_written(folder: Path) -> int:
+    """Task files a sweep has finished in ``folder``."""
+    return len(list((folder / "runs").glob("part-*.parquet")))
+
+
+def kill_once_parts_written(proc, folder: Path, parts: int, timeout: float) -> None:
+    """SIGKILL ``proc`` (a sweep driver) as soon as ``parts`` task files are on disk."""
+    import os
+    import signal
+    import time
+
+    deadline = time.monotonic() + timeout
+    while parts_written(folder) < parts:
+        assert proc.poll() is None, "the sweep ended before it could be interrupted"
+        assert time.monotonic() < deadline, "no results appeared"
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)

@@ -7,13 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from conftest import ROOT, write
+from conftest import ROOT, kill_once_parts_written, write
 from villagesim.cli import main
 from villagesim.design import build_design, load_experiment
 from villagesim.errors import VillagesimError
@@ -145,13 +144,7 @@ def test_killed_driver_resumes_to_a_complete_dataset_without_duplicates(referenc
     cmd = [VILLAGESIM, "sweep", str(path), "--out", str(folder), "--workers", "0", "--runs-per-task", "3", "--quiet"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        deadline = time.monotonic() + 60
-        while len(list((folder / "runs").glob("part-*.parquet"))) < 3:
-            assert proc.poll() is None, "the sweep ended before it could be interrupted"
-            assert time.monotonic() < deadline, "no results appeared"
-            time.sleep(0.02)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
+        kill_once_parts_written(proc, folder, 3, timeout=60)
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)

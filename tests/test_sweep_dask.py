@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import kill_once_parts_written, parts_written
 from test_sweep import assert_complete_and_equal, tiny_experiment
 from villagesim.design import load_experiment
 from villagesim.sweep import SweepStore, sweep
@@ -28,6 +29,22 @@ def _stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
+
+
+def _sweep_on(cluster: dict, path, folder) -> list[str]:
+    """The `villagesim sweep` command line for the test cluster, three runs per task."""
+    return [
+        str(BIN / "villagesim"),
+        "sweep",
+        str(path),
+        "--out",
+        str(folder),
+        "--scheduler-file",
+        str(cluster["scheduler_file"]),
+        "--runs-per-task",
+        "3",
+        "--quiet",
+    ]
 
 
 @pytest.fixture
@@ -103,18 +120,7 @@ def serial(tmp_path_factory) -> tuple[Path, Path]:
 def test_worker_killed_mid_sweep_every_run_once_and_equal_to_serial(dask_cluster, serial, tmp_path):
     path, reference = serial
     folder = tmp_path / "s"
-    cmd = [
-        str(BIN / "villagesim"),
-        "sweep",
-        str(path),
-        "--out",
-        str(folder),
-        "--scheduler-file",
-        str(dask_cluster["scheduler_file"]),
-        "--runs-per-task",
-        "3",
-        "--quiet",
-    ]
+    cmd = _sweep_on(dask_cluster, path, folder)
     from distributed import Client
 
     driver = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
@@ -123,14 +129,14 @@ def test_worker_killed_mid_sweep_every_run_once_and_equal_to_serial(dask_cluster
             address = {w["name"]: a for a, w in watcher.scheduler_info()["workers"].items()}["w0"]
             deadline = time.monotonic() + 90
             # wait until results are streaming AND worker w0 is in the middle of a task
-            while len(list((folder / "runs").glob("part-*.parquet"))) < 2 or not watcher.processing().get(address):
+            while parts_written(folder) < 2 or not watcher.processing().get(address):
                 assert driver.poll() is None, driver.communicate()
                 assert time.monotonic() < deadline, "no results appeared"
                 time.sleep(0.02)
             victim = dask_cluster["workers"][0]
             os.kill(victim.pid, signal.SIGKILL)
             victim.wait(timeout=10)
-            parts_at_kill = len(list((folder / "runs").glob("part-*.parquet")))
+            parts_at_kill = parts_written(folder)
         out, err = driver.communicate(timeout=120)
     finally:
         _stop(driver)
@@ -180,27 +186,10 @@ def test_killed_driver_of_a_cluster_sweep_resumes_without_duplicates(dask_cluste
     command again finishes the sweep: every run once, rows equal to the serial sweep."""
     path, reference = serial
     folder = tmp_path / "s"
-    cmd = [
-        str(BIN / "villagesim"),
-        "sweep",
-        str(path),
-        "--out",
-        str(folder),
-        "--scheduler-file",
-        str(dask_cluster["scheduler_file"]),
-        "--runs-per-task",
-        "3",
-        "--quiet",
-    ]
+    cmd = _sweep_on(dask_cluster, path, folder)
     driver = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        deadline = time.monotonic() + 90
-        while len(list((folder / "runs").glob("part-*.parquet"))) < 3:
-            assert driver.poll() is None, "the sweep ended before it could be interrupted"
-            assert time.monotonic() < deadline, "no results appeared"
-            time.sleep(0.02)
-        os.kill(driver.pid, signal.SIGKILL)
-        driver.wait(timeout=10)
+        kill_once_parts_written(driver, folder, 3, timeout=90)
     finally:
         _stop(driver)
     done_at_kill = len(SweepStore(folder).done_ids())
