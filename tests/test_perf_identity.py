@@ -13,7 +13,7 @@ import scipy.sparse as sp
 
 from villagesim.metrics import COLUMNS, RATIO_COLUMNS, SUM_COLUMNS, SUM_WITH_HIDDEN, with_ratios
 from villagesim.model import VillageModel
-from villagesim.processes.matching import _exclusive_groupsum
+from villagesim.processes.matching import Pool, assign
 from villagesim.processes.week import neighbour_count_sum, rank_within
 from villagesim.rng import Streams, substream
 from villagesim.schema import Scenario
@@ -86,8 +86,6 @@ def test_group_helpers_match_repeat_formulas() -> None:
     starts = np.r_[0, np.flatnonzero(np.diff(keys)) + 1]
     counts = np.diff(np.r_[starts, len(keys)])
     assert np.array_equal(rank_within(keys), np.arange(len(keys)) - np.repeat(starts, counts))
-    before = np.cumsum(values) - values
-    assert np.array_equal(_exclusive_groupsum(keys, values), before - np.repeat(before[starts], counts))
     assert len(rank_within(np.zeros(0, dtype=np.int64))) == 0
 
 
@@ -99,3 +97,80 @@ def test_collector_rows_are_the_recorded_outputs() -> None:
     ts = model.timeseries()
     assert list(collected.columns) == COLUMNS
     assert np.array_equal(collected.to_numpy(), ts[COLUMNS].to_numpy())
+
+
+def _assign_arrays(rng, world, pool, req_rows, demand, eligible, attempts, local_knowledge, walking_km):
+    """Committee matching written as whole-array numpy operations, round by round: the
+    formulation the compiled rounds of ``matching.assign`` replace."""
+    p, hh = world.persons, world.households
+    given = np.zeros(len(req_rows), dtype=np.float32)
+    pairs_r, pairs_v, pairs_h = [], [], []
+    req_hh = p.household[req_rows]
+    req_hamlet, req_village = hh.hamlet[req_hh], p.village[req_rows]
+    req_x, req_y = hh.x[req_hh], hh.y[req_hh]
+    pool_hh = p.household[pool.rows]
+    pool_x, pool_y = hh.x[pool_hh], hh.y[pool_hh]
+    for _ in range(attempts):
+        idx = np.flatnonzero(demand - given > 1e-6)
+        if len(idx) == 0 or len(pool.rows) == 0:
+            break
+        local = rng.random(len(idx)) < local_knowledge
+        u = rng.random(len(idx))
+        hamlet, village = req_hamlet[idx], req_village[idx]
+        use_hamlet = local & (pool.hamlet_count[hamlet] > 0)
+        start = np.where(use_hamlet, pool.hamlet_start[hamlet], pool.village_start[village])
+        count = np.where(use_hamlet, pool.hamlet_count[hamlet], pool.village_count[village])
+        cand = np.where(count > 0, start + np.floor(u * count).astype(np.int64), -1)
+        ok = cand >= 0
+        idx, cand = idx[ok], cand[ok]
+        dist = np.hypot(req_x[idx] - pool_x[cand], req_y[idx] - pool_y[cand])
+        ok = eligible[cand] & (pool.hours_left[cand] > 0) & (pool.rows[cand] != req_rows[idx]) & (dist <= walking_km)
+        idx, cand = idx[ok], cand[ok]
+        if len(idx) == 0:
+            continue
+        order = np.lexsort((idx, cand))
+        idx, cand = idx[order], cand[order]
+        want = (demand[idx] - given[idx]).astype(np.float64)
+        before = np.cumsum(want) - want
+        first = np.maximum.accumulate(np.where(np.r_[True, cand[1:] != cand[:-1]], np.arange(len(cand)), 0))
+        before = before - before[first]
+        give = np.clip(pool.hours_left[cand] - before, 0.0, want).astype(np.float32)
+        ok = give > 0
+        idx, cand, give = idx[ok], cand[ok], give[ok]
+        given[idx] += give
+        pool.hours_left -= np.bincount(cand, weights=give, minlength=len(pool.rows)).astype(np.float32)
+        np.maximum(pool.hours_left, 0, out=pool.hours_left)
+        pairs_r.append(idx)
+        pairs_v.append(cand)
+        pairs_h.append(give)
+    if not pairs_r:
+        return given, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+    return given, np.concatenate(pairs_r), np.concatenate(pairs_v), np.concatenate(pairs_h)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_compiled_matching_equals_the_array_formulation(seed: int) -> None:
+    """Scarce volunteers (several requests per volunteer), short walks and partial hours:
+    every branch of a round is taken. Tolerance zero."""
+    model = VillageModel(Scenario().with_overrides({"population.villages": 3}), replicate=seed, steps=2)
+    model.step()
+    world = model.world
+    rng = np.random.default_rng(seed)
+    elders = np.flatnonzero(world.persons.age >= 60)
+    req_rows = rng.choice(elders, size=min(400, len(elders)), replace=False)
+    req_rows = req_rows[np.argsort(world.persons.village[req_rows], kind="stable")]
+    demand = (rng.random(len(req_rows)) * 6).astype(np.float32)
+    demand[::7] = 0
+    results = []
+    for fn in (assign, _assign_arrays):
+        pool = Pool.of_active(world)
+        pool.hours_left = (pool.hours_left * np.float32(0.3)).astype(np.float32)
+        eligible = rng.random(len(pool.rows)) < 0.8 if fn is assign else results[0][1]
+        out = fn(np.random.default_rng(100 + seed), world, pool, req_rows, demand, eligible, 5, 0.7, 1.2)
+        results.append((out, eligible, pool.hours_left.copy()))
+    (compiled, _, left_c), (arrays, _, left_a) = results
+    # enough matches to mean something, and volunteers shared by several requests
+    assert len(compiled[1]) > 40 and len(np.unique(compiled[2])) < len(compiled[2])
+    for a, b in zip(compiled, arrays, strict=True):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+    assert np.array_equal(left_c, left_a)

@@ -28,10 +28,12 @@ All tries of one round are made at once over arrays (no loop over persons); the 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from villagesim.jit import njit
 from villagesim.population import ELDER_AGE, World
 from villagesim.processes import platform, timebank
 from villagesim.processes.week import GENERAL_KINDS, PROFESSIONAL, Week, rank_within
@@ -75,16 +77,6 @@ class Pool:
         v_start = _starts_of(v_count)
         return cls(rows, p.availability[rows].astype(np.float32), h_start, h_count, v_start, v_count)
 
-    def draw(self, rng: np.random.Generator, hamlet: np.ndarray, village: np.ndarray, local: np.ndarray) -> np.ndarray:
-        """A random pool index per request: in its hamlet where ``local`` (and the hamlet has
-        volunteers), else in its village; -1 where the village has none."""
-        u = rng.random(len(hamlet))
-        use_hamlet = local & (self.hamlet_count[hamlet] > 0)
-        start = np.where(use_hamlet, self.hamlet_start[hamlet], self.village_start[village])
-        count = np.where(use_hamlet, self.hamlet_count[hamlet], self.village_count[village])
-        pick = start + np.floor(u * count).astype(np.int64)
-        return np.where(count > 0, pick, -1)
-
 
 def _starts_of(counts: np.ndarray) -> np.ndarray:
     """Start offsets of consecutive groups of the given sizes (an exclusive cumulative sum)."""
@@ -93,19 +85,117 @@ def _starts_of(counts: np.ndarray) -> np.ndarray:
     return starts
 
 
-def _exclusive_groupsum(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """For arrays sorted by ``keys``: sum of ``values`` before each element within its key."""
-    cs = np.cumsum(values, dtype=np.float64)
-    before = cs - values
-    n = len(keys)
-    if n == 0:
-        return before
-    # index of the first element of each element's group: the last group start at or before it
-    new = np.empty(n, dtype=bool)
-    new[0] = True
-    np.not_equal(keys[1:], keys[:-1], out=new[1:])
-    group_first = np.maximum.accumulate(np.where(new, np.arange(n), 0))
-    return before - before[group_first]
+_OPEN = np.float32(1e-6)
+"""Hours still wanted above which a request stays open for another round."""
+
+
+@njit
+def _open_requests(demand: np.ndarray, given: np.ndarray) -> int:
+    """Number of requests still wanting hours (``demand - given > 1e-6``, in float32)."""
+    n = 0
+    for i in range(demand.shape[0]):
+        if demand[i] - given[i] > _OPEN:
+            n += 1
+    return n
+
+
+@njit
+def _round(
+    u: np.ndarray,
+    demand: np.ndarray,
+    given: np.ndarray,
+    req_rows: np.ndarray,
+    req_hamlet: np.ndarray,
+    req_village: np.ndarray,
+    req_x: np.ndarray,
+    req_y: np.ndarray,
+    pool_rows: np.ndarray,
+    pool_x: np.ndarray,
+    pool_y: np.ndarray,
+    hours_left: np.ndarray,
+    eligible: np.ndarray,
+    hamlet_start: np.ndarray,
+    hamlet_count: np.ndarray,
+    village_start: np.ndarray,
+    village_count: np.ndarray,
+    local_knowledge: float,
+    walking_km: np.float32,
+    pair_req: np.ndarray,
+    pair_pool: np.ndarray,
+    pair_hours: np.ndarray,
+    n_pairs: int,
+) -> tuple[int, int]:
+    """One round of tries: each open request (in priority order) draws one volunteer.
+
+    ``u`` holds two uniform draws per open request: first whether the committee looks in the
+    elder's hamlet (``< local_knowledge``), then which volunteer (a uniform index into the
+    hamlet's or the village's volunteers). A try counts if the volunteer may give this kind
+    of care, has hours left, is not the elder and lives within ``walking_km``. Volunteers
+    picked by several requests serve them in priority order until their hours run out: a
+    request gets ``clip(hours_left - wanted by earlier requests, 0, wanted)``, worked out
+    in float64 as an exclusive cumulative sum over the tries sorted by volunteer.
+
+    Updates ``given`` and ``hours_left``, appends the matches from ``n_pairs`` on, and
+    returns ``(open requests after the round, number of pairs)``.
+    """
+    n_open = u.shape[0] // 2
+    idx = np.empty(n_open, dtype=np.int64)
+    cand = np.empty(n_open, dtype=np.int64)
+    n_try = 0
+    k = 0
+    for i in range(demand.shape[0]):
+        if not demand[i] - given[i] > _OPEN:
+            continue
+        local = u[k] < local_knowledge
+        h = req_hamlet[i]
+        v = req_village[i]
+        if local and hamlet_count[h] > 0:
+            start, count = hamlet_start[h], hamlet_count[h]
+        else:
+            start, count = village_start[v], village_count[v]
+        draw = u[n_open + k]
+        k += 1
+        if count == 0:
+            continue
+        c = start + np.int64(np.floor(draw * count))
+        if not (eligible[c] and hours_left[c] > 0 and pool_rows[c] != req_rows[i]):
+            continue
+        dist = np.float32(math.hypot(req_x[i] - pool_x[c], req_y[i] - pool_y[c]))
+        if dist <= walking_km:
+            idx[n_try] = i
+            cand[n_try] = c
+            n_try += 1
+    if n_try > 0:
+        idx = idx[:n_try]
+        cand = cand[:n_try]
+        order = np.argsort(cand, kind="mergesort")  # stable: by volunteer, then priority
+        cum = 0.0
+        group_before = 0.0
+        delta = 0.0
+        for j in range(n_try):
+            i = idx[order[j]]
+            c = cand[order[j]]
+            want = np.float64(demand[i] - given[i])
+            before = cum  # cumulative sum of the wanted hours before this try (float64)
+            cum += want
+            first = j == 0 or cand[order[j - 1]] != c
+            if first:
+                group_before = before
+                delta = 0.0
+            give = np.float32(min(max(hours_left[c] - (before - group_before), 0.0), want))
+            if give > 0:
+                given[i] += give
+                delta += np.float64(give)
+                pair_req[n_pairs] = i
+                pair_pool[n_pairs] = c
+                pair_hours[n_pairs] = give
+                n_pairs += 1
+            last = j == n_try - 1 or cand[order[j + 1]] != c
+            if last and delta != 0.0:
+                hours_left[c] -= np.float32(delta)
+        for c in range(hours_left.shape[0]):
+            hours_left[c] = max(hours_left[c], np.float32(0.0))
+    return _open_requests(demand, given), n_pairs
 
 
 def assign(
@@ -121,55 +211,110 @@ def assign(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Greedy randomised matching of requests (in priority order) to pool volunteers.
 
+    Up to ``attempts`` rounds of :func:`_round`; each round draws two uniforms per open
+    request from ``rng`` (one ``rng.random(2 * open)`` call: the same numbers as two calls of
+    ``rng.random(open)``).
+
     Args:
         req_rows: person rows of the requesting elders, highest priority first.
-        demand: hours wanted per request.
+        demand: hours wanted per request (float32).
         eligible: per pool index, whether the volunteer may serve this kind of need.
 
     Returns:
         ``(given, pair_req, pair_pool, pair_hours)``: hours given per request, and the
-        matches as request index, pool index and hours. ``pool.hours_left`` is reduced.
+        matches as request index, pool index and hours, round by round. ``pool.hours_left``
+        is reduced.
     """
     p = world.persons
     hh = world.households
-    given = np.zeros(len(req_rows), dtype=np.float32)
-    pairs_r, pairs_v, pairs_h = [], [], []
+    n = len(req_rows)
+    given = np.zeros(n, dtype=np.float32)
+    pair_req = np.empty(n * attempts, dtype=np.int64)
+    pair_pool = np.empty(n * attempts, dtype=np.int64)
+    pair_hours = np.empty(n * attempts, dtype=np.float32)
+    n_pairs = 0
     req_hh = p.household[req_rows]
-    req_hamlet = hh.hamlet[req_hh]
-    req_village = p.village[req_rows]
-    req_x, req_y = hh.x[req_hh], hh.y[req_hh]
     pool_hh = p.household[pool.rows]
-    pool_x, pool_y = hh.x[pool_hh], hh.y[pool_hh]
+    arrays = (
+        demand.astype(np.float32, copy=False),
+        given,
+        req_rows,
+        hh.hamlet[req_hh],
+        p.village[req_rows],
+        hh.x[req_hh],
+        hh.y[req_hh],
+        pool.rows,
+        hh.x[pool_hh],
+        hh.y[pool_hh],
+        pool.hours_left,
+        eligible,
+        pool.hamlet_start,
+        pool.hamlet_count,
+        pool.village_start,
+        pool.village_count,
+    )
+    n_open = _open_requests(arrays[0], given)
     for _ in range(attempts):
-        idx = np.flatnonzero(demand - given > 1e-6)
-        if len(idx) == 0 or len(pool.rows) == 0:
+        if n_open == 0 or len(pool.rows) == 0:
             break
-        local = rng.random(len(idx)) < local_knowledge
-        cand = pool.draw(rng, req_hamlet[idx], req_village[idx], local)
-        ok = cand >= 0
-        idx, cand = idx[ok], cand[ok]
-        dist = np.hypot(req_x[idx] - pool_x[cand], req_y[idx] - pool_y[cand])
-        ok = eligible[cand] & (pool.hours_left[cand] > 0) & (pool.rows[cand] != req_rows[idx]) & (dist <= walking_km)
-        idx, cand = idx[ok], cand[ok]
-        if len(idx) == 0:
+        u = rng.random(2 * n_open)
+        n_open, n_pairs = _round(
+            u, *arrays, float(local_knowledge), np.float32(walking_km), pair_req, pair_pool, pair_hours, n_pairs
+        )
+    return given, pair_req[:n_pairs], pair_pool[:n_pairs], pair_hours[:n_pairs]
+
+
+@njit
+def _credit(
+    elder_pos: np.ndarray,
+    helper_rows: np.ndarray,
+    hours: np.ndarray,
+    age: np.ndarray,
+    remaining: np.ndarray,
+    kinds: np.ndarray,
+    met_volunteer: np.ndarray,
+    met_peer: np.ndarray,
+    served_hours: np.ndarray,
+    matched: np.ndarray,
+) -> None:
+    """Book matched hours in place, elder by elder (only elders with a match change).
+
+    Per elder: hours from peers (helpers aged 60+) and from other volunteers, each summed
+    in float64 in the order of the pairs and stored as float32; the elder's remaining need
+    of ``kinds`` shrinks in proportion, by ``1 - min(helped / remaining, 1)`` (float32).
+    Helpers' served hours grow pair by pair.
+    """
+    n_e = remaining.shape[0]
+    peer = np.zeros(n_e, dtype=np.float64)
+    vol = np.zeros(n_e, dtype=np.float64)
+    for j in range(elder_pos.shape[0]):
+        h = helper_rows[j]
+        if age[h] >= ELDER_AGE:
+            peer[elder_pos[j]] += np.float64(hours[j])
+        else:
+            vol[elder_pos[j]] += np.float64(hours[j])
+        served_hours[h] += hours[j]
+    booked = np.zeros(n_e, dtype=np.bool_)
+    for j in range(elder_pos.shape[0]):
+        e = elder_pos[j]
+        if booked[e]:
             continue
-        order = np.lexsort((idx, cand))
-        idx, cand = idx[order], cand[order]
-        want = (demand[idx] - given[idx]).astype(np.float64)
-        before = _exclusive_groupsum(cand, want)
-        give = np.clip(pool.hours_left[cand] - before, 0.0, want).astype(np.float32)
-        ok = give > 0
-        idx, cand, give = idx[ok], cand[ok], give[ok]
-        given[idx] += give
-        pool.hours_left -= np.bincount(cand, weights=give, minlength=len(pool.rows)).astype(np.float32)
-        np.maximum(pool.hours_left, 0, out=pool.hours_left)
-        pairs_r.append(idx)
-        pairs_v.append(cand)
-        pairs_h.append(give)
-    if pairs_r:
-        return given, np.concatenate(pairs_r), np.concatenate(pairs_v), np.concatenate(pairs_h)
-    empty = np.zeros(0, dtype=np.int64)
-    return given, empty, empty, np.zeros(0, dtype=np.float32)
+        booked[e] = True
+        peer_e = np.float32(peer[e])
+        vol_e = np.float32(vol[e])
+        total = peer_e + vol_e
+        rem_sum = remaining[e, kinds[0]]
+        for k in range(1, kinds.shape[0]):
+            rem_sum += remaining[e, kinds[k]]
+        frac = np.float32(0.0)
+        if rem_sum > 0:
+            frac = min(total / max(rem_sum, np.float32(1e-12)), np.float32(1.0))
+        keep = np.float32(1.0) - frac
+        for k in range(kinds.shape[0]):
+            remaining[e, kinds[k]] = remaining[e, kinds[k]] * keep
+        met_volunteer[e] += vol_e
+        met_peer[e] += peer_e
+        matched[e] = True
 
 
 def credit_matches(
@@ -190,22 +335,20 @@ def credit_matches(
         positions: per request, its position in ``week.elders``.
     """
     p = world.persons
-    n_e = len(week.elders)
     helper_rows = pool.rows[pair_pool]
     elder_pos = positions[pair_req]
-    is_peer = p.age[helper_rows] >= ELDER_AGE
-    peer = np.bincount(elder_pos, weights=pair_hours * is_peer, minlength=n_e).astype(np.float32)
-    vol = np.bincount(elder_pos, weights=pair_hours * ~is_peer, minlength=n_e).astype(np.float32)
-    total = peer + vol
-    rem = week.remaining[:, kinds]
-    rem_sum = rem.sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        frac = np.where(rem_sum > 0, np.minimum(total / np.maximum(rem_sum, 1e-12), 1.0), 0.0).astype(np.float32)
-    week.remaining[:, kinds] = rem * (1 - frac)[:, None]
-    week.add_met("volunteer", vol)
-    week.add_met("peer", peer)
-    np.add.at(p.served_hours, helper_rows, pair_hours)
-    week.matched[elder_pos] = True
+    _credit(
+        elder_pos,
+        helper_rows,
+        pair_hours,
+        p.age,
+        week.remaining,
+        np.asarray(kinds, dtype=np.int64),
+        week.met["volunteer"],
+        week.met["peer"],
+        p.served_hours,
+        week.matched,
+    )
     week.pair_elder = np.concatenate((week.pair_elder, week.elders[elder_pos]))
     week.pair_helper = np.concatenate((week.pair_helper, helper_rows))
     week.pair_hours = np.concatenate((week.pair_hours, pair_hours))
