@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from villagesim.jit import njit
 from villagesim.population import ELDER_AGE, RESIDENT, World
 from villagesim.processes.week import GENERAL_KINDS, PROFESSIONAL, Week
 from villagesim.schema import Scenario
@@ -35,11 +36,25 @@ def digital_access(world: World, week: Week, positions: np.ndarray) -> np.ndarra
     """Which elders (positions in ``week.elders``) can use a platform: themselves, or through a
     resident working-age member of the family line who can (a proxy)."""
     p = world.persons
-    rows = week.elders[positions]
-    resident_adult = (p.status == RESIDENT) & (p.age >= 18) & (p.age < ELDER_AGE) & p.digital
-    n_lin = int(p.lineage.max()) + 1 if len(p) else 0
-    proxies = np.bincount(p.lineage, weights=resident_adult, minlength=n_lin)
-    return p.digital[rows] | (proxies[p.lineage[rows]] > 0)
+    return _digital_access(week.elders[positions], p.status, p.age, p.digital, p.lineage)
+
+
+@njit
+def _digital_access(
+    rows: np.ndarray, status: np.ndarray, age: np.ndarray, digital: np.ndarray, lineage: np.ndarray
+) -> np.ndarray:
+    """Per elder row: digital, or a resident person aged 18-59 of the same family line is."""
+    n_lin = 0
+    for i in range(lineage.shape[0]):
+        n_lin = max(n_lin, lineage[i] + 1)
+    proxy = np.zeros(n_lin, dtype=np.bool_)
+    for i in range(status.shape[0]):
+        if digital[i] and status[i] == RESIDENT and age[i] >= 18 and age[i] < ELDER_AGE:
+            proxy[lineage[i]] = True
+    access = np.empty(rows.shape[0], dtype=np.bool_)
+    for j in range(rows.shape[0]):
+        access[j] = digital[rows[j]] or proxy[lineage[rows[j]]]
+    return access
 
 
 def reach(world: World, scenario: Scenario, week: Week, positions: np.ndarray, direct: np.ndarray) -> np.ndarray:
