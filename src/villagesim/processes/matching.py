@@ -61,6 +61,8 @@ class Pool:
     hamlet_count: np.ndarray
     village_start: np.ndarray
     village_count: np.ndarray
+    x: np.ndarray  # float32 km: where each volunteer lives
+    y: np.ndarray
 
     @classmethod
     def of_active(cls, world: World) -> Pool:
@@ -75,7 +77,8 @@ class Pool:
         h_start = _starts_of(h_count)
         v_count = np.bincount(p.village[rows], minlength=len(world.villages))
         v_start = _starts_of(v_count)
-        return cls(rows, p.availability[rows].astype(np.float32), h_start, h_count, v_start, v_count)
+        home = p.household[rows]
+        return cls(rows, p.availability[rows].astype(np.float32), h_start, h_count, v_start, v_count, hh.x[home], hh.y[home])
 
 
 def _starts_of(counts: np.ndarray) -> np.ndarray:
@@ -234,7 +237,6 @@ def assign(
     pair_hours = np.empty(n * attempts, dtype=np.float32)
     n_pairs = 0
     req_hh = p.household[req_rows]
-    pool_hh = p.household[pool.rows]
     arrays = (
         demand.astype(np.float32, copy=False),
         given,
@@ -244,8 +246,8 @@ def assign(
         hh.x[req_hh],
         hh.y[req_hh],
         pool.rows,
-        hh.x[pool_hh],
-        hh.y[pool_hh],
+        pool.x,
+        pool.y,
         pool.hours_left,
         eligible,
         pool.hamlet_start,

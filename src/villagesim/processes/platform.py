@@ -44,16 +44,14 @@ def _digital_access(
     rows: np.ndarray, status: np.ndarray, age: np.ndarray, digital: np.ndarray, lineage: np.ndarray
 ) -> np.ndarray:
     """Per elder row: digital, or a resident person aged 18-59 of the same family line is."""
-    n_lin = 0
-    for i in range(lineage.shape[0]):
-        n_lin = max(n_lin, lineage[i] + 1)
+    n_lin = lineage.max() + 1 if lineage.shape[0] else 0
     proxy = np.zeros(n_lin, dtype=np.bool_)
     for i in range(status.shape[0]):
-        if digital[i] and status[i] == RESIDENT and age[i] >= 18 and age[i] < ELDER_AGE:
-            proxy[lineage[i]] = True
+        # branch-free: the conditions are unpredictable row by row
+        proxy[lineage[i]] |= digital[i] & (status[i] == RESIDENT) & (age[i] >= 18) & (age[i] < ELDER_AGE)
     access = np.empty(rows.shape[0], dtype=np.bool_)
     for j in range(rows.shape[0]):
-        access[j] = digital[rows[j]] or proxy[lineage[rows[j]]]
+        access[j] = digital[rows[j]] | proxy[lineage[rows[j]]]
     return access
 
 
@@ -84,7 +82,7 @@ def match(world: World, scenario: Scenario, rng: np.random.Generator, week: Week
     prof_want = week.remaining[positions][:, PROFESSIONAL].astype(np.float64)
     gen_want = week.remaining[positions][:, GENERAL_KINDS].sum(axis=1).astype(np.float64)
     trained = p.trained[pool.rows]
-    pool_x, pool_y = hh.x[p.household[pool.rows]], hh.y[p.household[pool.rows]]
+    pool_x, pool_y = pool.x, pool.y
     req_x, req_y = hh.x[p.household[rows]], hh.y[p.household[rows]]
     starts = np.r_[0, np.flatnonzero(np.diff(village)) + 1]
     ends = np.r_[starts[1:], len(village)]
