@@ -174,3 +174,20 @@ def test_compiled_matching_equals_the_array_formulation(seed: int) -> None:
     for a, b in zip(compiled, arrays, strict=True):
         assert a.dtype == b.dtype and np.array_equal(a, b)
     assert np.array_equal(left_c, left_a)
+
+
+def test_pool_is_the_stable_sort_of_active_volunteers_by_hamlet() -> None:
+    model = VillageModel(Scenario().with_overrides({"population.villages": 4}), steps=2)
+    model.step()
+    world = model.world
+    p, hh = world.persons, world.households
+    active = np.flatnonzero(p.active)
+    hamlet = hh.hamlet[p.household[active]]
+    rows = active[np.argsort(hamlet, kind="stable")]
+    pool = Pool.of_active(world)
+    assert len(rows) > 50 and np.array_equal(pool.rows, rows)
+    assert np.array_equal(pool.hours_left, p.availability[rows]) and pool.hours_left.dtype == np.float32
+    assert np.array_equal(pool.hamlet_count, np.bincount(hamlet, minlength=len(world.villages.hamlet_x)))
+    assert np.array_equal(pool.village_count, np.bincount(p.village[rows], minlength=len(world.villages)))
+    assert np.array_equal(pool.village_start, np.r_[0, np.cumsum(pool.village_count)[:-1]])
+    assert np.array_equal(pool.x, hh.x[p.household[rows]]) and np.array_equal(pool.y, hh.y[p.household[rows]])

@@ -36,7 +36,7 @@ import numpy as np
 from villagesim.jit import njit
 from villagesim.population import ELDER_AGE, World
 from villagesim.processes import platform, timebank
-from villagesim.processes.week import GENERAL_KINDS, PROFESSIONAL, Week, rank_within
+from villagesim.processes.week import GENERAL_KINDS, PROFESSIONAL, Week, rank_within, row_total
 from villagesim.rng import substream
 from villagesim.schema import Scenario
 
@@ -68,24 +68,55 @@ class Pool:
     def of_active(cls, world: World) -> Pool:
         p = world.persons
         hh = world.households
-        active = np.flatnonzero(p.active)
-        hamlet = hh.hamlet[p.household[active]]
-        order = np.argsort(hamlet, kind="stable")
-        rows = active[order]
-        n_hamlets = len(world.villages.hamlet_x)
-        h_count = np.bincount(hamlet, minlength=n_hamlets)
-        h_start = _starts_of(h_count)
-        v_count = np.bincount(p.village[rows], minlength=len(world.villages))
-        v_start = _starts_of(v_count)
-        home = p.household[rows]
-        return cls(rows, p.availability[rows].astype(np.float32), h_start, h_count, v_start, v_count, hh.x[home], hh.y[home])
+        return cls(
+            *_active_by_hamlet(
+                p.active,
+                p.household,
+                p.village,
+                p.availability,
+                hh.hamlet,
+                hh.x,
+                hh.y,
+                len(world.villages.hamlet_x),
+                len(world.villages),
+            )
+        )
 
 
-def _starts_of(counts: np.ndarray) -> np.ndarray:
-    """Start offsets of consecutive groups of the given sizes (an exclusive cumulative sum)."""
-    starts = np.zeros(len(counts), dtype=np.int64)
-    np.cumsum(counts[:-1], out=starts[1:])
-    return starts
+@njit
+def _active_by_hamlet(active, household, village, availability, hamlet, x, y, n_hamlets, n_villages):
+    """The fields of a :class:`Pool`: active persons' rows in order of hamlet (rows in
+    increasing order within a hamlet, as a stable sort gives), with their hours, the start
+    and size of each hamlet's and each village's block, and where they live."""
+    h_count = np.zeros(n_hamlets, dtype=np.int64)
+    v_count = np.zeros(n_villages, dtype=np.int64)
+    n = 0
+    for i in range(active.shape[0]):
+        if active[i]:
+            h_count[hamlet[household[i]]] += 1
+            v_count[village[i]] += 1
+            n += 1
+    h_start = np.zeros(n_hamlets, dtype=np.int64)
+    v_start = np.zeros(n_villages, dtype=np.int64)
+    for h in range(1, n_hamlets):
+        h_start[h] = h_start[h - 1] + h_count[h - 1]
+    for v in range(1, n_villages):
+        v_start[v] = v_start[v - 1] + v_count[v - 1]
+    rows = np.empty(n, dtype=np.int64)
+    hours = np.empty(n, dtype=np.float32)
+    px = np.empty(n, dtype=x.dtype)
+    py = np.empty(n, dtype=y.dtype)
+    at = h_start.copy()
+    for i in range(active.shape[0]):
+        if active[i]:
+            home = household[i]
+            k = at[hamlet[home]]
+            at[hamlet[home]] += 1
+            rows[k] = i
+            hours[k] = availability[i]
+            px[k] = x[home]
+            py[k] = y[home]
+    return rows, hours, h_start, h_count, v_start, v_count, px, py
 
 
 _OPEN = np.float32(1e-6)
@@ -395,7 +426,7 @@ def manual_match(
         ([PROFESSIONAL], p.trained[pool.rows]),
         (GENERAL_KINDS, np.ones(len(pool.rows), dtype=bool)),
     ):
-        demand = week.remaining[positions][:, kinds].sum(axis=1)
+        demand = row_total(week.remaining[positions][:, kinds])
         given, pr, pv, ph = assign(
             rng, world, pool, req_rows, demand, eligible, cm.attempts_per_request, cm.local_knowledge, cm.walking_distance_km
         )
