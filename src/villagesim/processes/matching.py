@@ -88,14 +88,18 @@ def _active_by_hamlet(active, household, village, availability, hamlet, x, y, n_
     """The fields of a :class:`Pool`: active persons' rows in order of hamlet (rows in
     increasing order within a hamlet, as a stable sort gives), with their hours, the start
     and size of each hamlet's and each village's block, and where they live."""
-    h_count = np.zeros(n_hamlets, dtype=np.int64)
-    v_count = np.zeros(n_villages, dtype=np.int64)
+    # the active rows first, without branches (who is active is unpredictable row by row)
+    active_rows = np.empty(active.shape[0], dtype=np.int64)
     n = 0
     for i in range(active.shape[0]):
-        if active[i]:
-            h_count[hamlet[household[i]]] += 1
-            v_count[village[i]] += 1
-            n += 1
+        active_rows[n] = i
+        n += active[i]
+    h_count = np.zeros(n_hamlets, dtype=np.int64)
+    v_count = np.zeros(n_villages, dtype=np.int64)
+    for k in range(n):
+        i = active_rows[k]
+        h_count[hamlet[household[i]]] += 1
+        v_count[village[i]] += 1
     h_start = np.zeros(n_hamlets, dtype=np.int64)
     v_start = np.zeros(n_villages, dtype=np.int64)
     for h in range(1, n_hamlets):
@@ -107,15 +111,15 @@ def _active_by_hamlet(active, household, village, availability, hamlet, x, y, n_
     px = np.empty(n, dtype=x.dtype)
     py = np.empty(n, dtype=y.dtype)
     at = h_start.copy()
-    for i in range(active.shape[0]):
-        if active[i]:
-            home = household[i]
-            k = at[hamlet[home]]
-            at[hamlet[home]] += 1
-            rows[k] = i
-            hours[k] = availability[i]
-            px[k] = x[home]
-            py[k] = y[home]
+    for j in range(n):
+        i = active_rows[j]
+        home = household[i]
+        k = at[hamlet[home]]
+        at[hamlet[home]] += 1
+        rows[k] = i
+        hours[k] = availability[i]
+        px[k] = x[home]
+        py[k] = y[home]
     return rows, hours, h_start, h_count, v_start, v_count, px, py
 
 
