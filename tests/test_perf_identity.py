@@ -13,7 +13,7 @@ import scipy.sparse as sp
 
 from villagesim.metrics import COLUMNS, RATIO_COLUMNS, SUM_COLUMNS, SUM_WITH_HIDDEN, with_ratios
 from villagesim.model import VillageModel
-from villagesim.processes.matching import Pool, assign
+from villagesim.processes.matching import Pool, _committee_order, _stable_order, assign
 from villagesim.processes.week import neighbour_count_sum, rank_within
 from villagesim.rng import Streams, substream
 from villagesim.schema import Scenario
@@ -82,7 +82,6 @@ def test_lazy_stream_draws_the_numbers_of_the_stream() -> None:
 def test_group_helpers_match_repeat_formulas() -> None:
     rng = np.random.default_rng(5)
     keys = np.sort(rng.integers(0, 30, 400))
-    values = rng.random(400)
     starts = np.r_[0, np.flatnonzero(np.diff(keys)) + 1]
     counts = np.diff(np.r_[starts, len(keys)])
     assert np.array_equal(rank_within(keys), np.arange(len(keys)) - np.repeat(starts, counts))
@@ -191,3 +190,13 @@ def test_pool_is_the_stable_sort_of_active_volunteers_by_hamlet() -> None:
     assert np.array_equal(pool.village_count, np.bincount(p.village[rows], minlength=len(world.villages)))
     assert np.array_equal(pool.village_start, np.r_[0, np.cumsum(pool.village_count)[:-1]])
     assert np.array_equal(pool.x, hh.x[p.household[rows]]) and np.array_equal(pool.y, hh.y[p.household[rows]])
+
+
+def test_committee_order_is_lexsort_and_counting_sort_is_stable_argsort() -> None:
+    rng = np.random.default_rng(11)
+    for n in (0, 1, 7, 300):
+        key = rng.integers(0, 12, n)
+        u = rng.random(n)
+        u[::5] = 0.5  # ties in u too: then the position decides, as in lexsort
+        assert np.array_equal(_committee_order(u, key), np.lexsort((u, key)))
+        assert np.array_equal(_stable_order(key, 12), np.argsort(key, kind="stable"))

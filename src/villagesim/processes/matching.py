@@ -36,7 +36,7 @@ import numpy as np
 from villagesim.jit import njit
 from villagesim.population import ELDER_AGE, World
 from villagesim.processes import platform, timebank
-from villagesim.processes.week import GENERAL_KINDS, PROFESSIONAL, Week, rank_within, row_total
+from villagesim.processes.week import GENERAL_KINDS, PROFESSIONAL, Week
 from villagesim.rng import substream
 from villagesim.schema import Scenario
 
@@ -123,6 +123,9 @@ def _active_by_hamlet(active, household, village, availability, hamlet, x, y, n_
     return rows, hours, h_start, h_count, v_start, v_count, px, py
 
 
+_PROFESSIONAL = np.array([PROFESSIONAL], dtype=np.int64)
+_GENERAL = np.array(GENERAL_KINDS, dtype=np.int64)
+"""The kinds of need of the committee's two passes: professional care, then the rest."""
 _OPEN = np.float32(1e-6)
 """Hours still wanted above which a request stays open for another round."""
 
@@ -135,6 +138,21 @@ def _open_requests(demand: np.ndarray, given: np.ndarray) -> int:
         if demand[i] - given[i] > _OPEN:
             n += 1
     return n
+
+
+@njit
+def _stable_order(values: np.ndarray, n_values: int) -> np.ndarray:
+    """``np.argsort(values, kind="stable")`` for integers in ``[0, n_values)``: a counting sort."""
+    at = np.zeros(n_values + 1, dtype=np.int64)
+    for v in values:
+        at[v + 1] += 1
+    for k in range(n_values):
+        at[k + 1] += at[k]
+    order = np.empty(values.shape[0], dtype=np.int64)
+    for i in range(values.shape[0]):
+        order[at[values[i]]] = i
+        at[values[i]] += 1
+    return order
 
 
 @njit
@@ -206,7 +224,7 @@ def _round(
     if n_try > 0:
         idx = idx[:n_try]
         cand = cand[:n_try]
-        order = np.argsort(cand, kind="mergesort")  # stable: by volunteer, then priority
+        order = _stable_order(cand, pool_rows.shape[0])  # by volunteer, then priority
         cum = 0.0
         group_before = 0.0
         delta = 0.0
@@ -236,6 +254,74 @@ def _round(
     return _open_requests(demand, given), n_pairs
 
 
+@njit
+def _assign_rounds(
+    g: np.random.Generator,
+    demand: np.ndarray,
+    given: np.ndarray,
+    req_rows: np.ndarray,
+    req_hamlet: np.ndarray,
+    req_village: np.ndarray,
+    req_x: np.ndarray,
+    req_y: np.ndarray,
+    pool_rows: np.ndarray,
+    pool_x: np.ndarray,
+    pool_y: np.ndarray,
+    hours_left: np.ndarray,
+    eligible: np.ndarray,
+    hamlet_start: np.ndarray,
+    hamlet_count: np.ndarray,
+    village_start: np.ndarray,
+    village_count: np.ndarray,
+    attempts: int,
+    local_knowledge: float,
+    walking_km: np.float32,
+    pair_req: np.ndarray,
+    pair_pool: np.ndarray,
+    pair_hours: np.ndarray,
+    n_pairs: int,
+) -> int:
+    """Up to ``attempts`` rounds of :func:`_round`, each drawing two uniforms per open request
+    from ``g`` (numba draws from a numpy ``Generator`` the numbers numpy would, and advances
+    its state). Returns the number of pairs."""
+    n_open = _open_requests(demand, given)
+    for _ in range(attempts):
+        if n_open == 0 or pool_rows.shape[0] == 0:
+            break
+        u = g.random(2 * n_open)
+        n_open, n_pairs = _round(
+            u,
+            demand,
+            given,
+            req_rows,
+            req_hamlet,
+            req_village,
+            req_x,
+            req_y,
+            pool_rows,
+            pool_x,
+            pool_y,
+            hours_left,
+            eligible,
+            hamlet_start,
+            hamlet_count,
+            village_start,
+            village_count,
+            local_knowledge,
+            walking_km,
+            pair_req,
+            pair_pool,
+            pair_hours,
+            n_pairs,
+        )
+    return n_pairs
+
+
+def _generator(rng) -> np.random.Generator:
+    """The numpy ``Generator`` behind ``rng`` (a stream built on first use stands in for it)."""
+    return getattr(rng, "generator", rng)
+
+
 def assign(
     rng: np.random.Generator,
     world: World,
@@ -249,9 +335,8 @@ def assign(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Greedy randomised matching of requests (in priority order) to pool volunteers.
 
-    Up to ``attempts`` rounds of :func:`_round`; each round draws two uniforms per open
-    request from ``rng`` (one ``rng.random(2 * open)`` call: the same numbers as two calls of
-    ``rng.random(open)``).
+    Up to ``attempts`` rounds of :func:`_round`; each draws two uniforms per open request
+    from ``rng`` (the numbers of two calls of ``rng.random(open)``).
 
     Args:
         req_rows: person rows of the requesting elders, highest priority first.
@@ -270,9 +355,9 @@ def assign(
     pair_req = np.empty(n * attempts, dtype=np.int64)
     pair_pool = np.empty(n * attempts, dtype=np.int64)
     pair_hours = np.empty(n * attempts, dtype=np.float32)
-    n_pairs = 0
     req_hh = p.household[req_rows]
-    arrays = (
+    n_pairs = _assign_rounds(
+        _generator(rng),
         demand.astype(np.float32, copy=False),
         given,
         req_rows,
@@ -289,15 +374,14 @@ def assign(
         pool.hamlet_count,
         pool.village_start,
         pool.village_count,
+        attempts,
+        float(local_knowledge),
+        np.float32(walking_km),
+        pair_req,
+        pair_pool,
+        pair_hours,
+        0,
     )
-    n_open = _open_requests(arrays[0], given)
-    for _ in range(attempts):
-        if n_open == 0 or len(pool.rows) == 0:
-            break
-        u = rng.random(2 * n_open)
-        n_open, n_pairs = _round(
-            u, *arrays, float(local_knowledge), np.float32(walking_km), pair_req, pair_pool, pair_hours, n_pairs
-        )
     return given, pair_req[:n_pairs], pair_pool[:n_pairs], pair_hours[:n_pairs]
 
 
@@ -392,6 +476,161 @@ def credit_matches(
     week.pair_channel = np.concatenate((week.pair_channel, np.full(len(pair_hours), channel, dtype=np.int8)))
 
 
+@njit
+def _committee_order(u: np.ndarray, key: np.ndarray) -> np.ndarray:
+    """``np.lexsort((u, key))``: by ``key``, then ``u``, then position (a stable sort by ``u``,
+    then a stable counting sort by the small integer ``key``)."""
+    by_u = np.argsort(u, kind="mergesort")
+    n_keys = key.max() + 1 if key.shape[0] else 0
+    return by_u[_stable_order(key[by_u], n_keys)]
+
+
+@njit
+def _manual(
+    g: np.random.Generator,
+    positions: np.ndarray,
+    first: np.ndarray,
+    capacity: np.ndarray,
+    elders: np.ndarray,
+    village: np.ndarray,
+    household: np.ndarray,
+    care_level: np.ndarray,
+    trained: np.ndarray,
+    age: np.ndarray,
+    hamlet: np.ndarray,
+    hh_x: np.ndarray,
+    hh_y: np.ndarray,
+    pool_rows: np.ndarray,
+    pool_x: np.ndarray,
+    pool_y: np.ndarray,
+    hours_left: np.ndarray,
+    hamlet_start: np.ndarray,
+    hamlet_count: np.ndarray,
+    village_start: np.ndarray,
+    village_count: np.ndarray,
+    attempts: int,
+    local_knowledge: float,
+    walking_km: np.float32,
+    remaining: np.ndarray,
+    handled: np.ndarray,
+    matched: np.ndarray,
+    met_volunteer: np.ndarray,
+    met_peer: np.ndarray,
+    served_hours: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The committee's week (see :func:`manual_match`) in one compiled call.
+
+    Draws from ``g``, in order: one uniform per request (ties in the committee's order),
+    then the rounds of the professional pass, then those of the general pass. Updates
+    ``handled``, ``remaining``, ``matched``, the met hours and ``served_hours`` in place and
+    returns ``(positions handled, pair_req, pair_pool, pair_hours)`` (pairs index the handled
+    positions and the pool; professional pairs first).
+    """
+    n = positions.shape[0]
+    u = g.random(n)
+    # by village, then redemptions first, then the most severe first, ties in random order:
+    # the three integer keys in one
+    care = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        care[i] = care_level[elders[positions[i]]]
+    top = care.max() if n else 0
+    span = top - (care.min() if n else 0) + 1
+    key = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        later = 0 if first[positions[i]] else 1
+        key[i] = (np.int64(village[elders[positions[i]]]) * 2 + later) * span + (top - care[i])
+    order = _committee_order(u, key)
+    # each committee takes up to its capacity, in that order
+    chosen = np.empty(n, dtype=np.int64)
+    m = 0
+    rank = 0
+    for j in range(n):
+        i = order[j]
+        v = village[elders[positions[i]]]
+        if j > 0 and village[elders[positions[order[j - 1]]]] != v:
+            rank = 0
+        if rank < capacity[v]:
+            chosen[m] = positions[i]
+            m += 1
+        rank += 1
+    chosen = chosen[:m]
+    req_rows = np.empty(m, dtype=np.int64)
+    req_hamlet = np.empty(m, dtype=hamlet.dtype)
+    req_village = np.empty(m, dtype=village.dtype)
+    req_x = np.empty(m, dtype=hh_x.dtype)
+    req_y = np.empty(m, dtype=hh_y.dtype)
+    for i in range(m):
+        handled[chosen[i]] = True
+        r = elders[chosen[i]]
+        req_rows[i] = r
+        req_hamlet[i] = hamlet[household[r]]
+        req_village[i] = village[r]
+        req_x[i] = hh_x[household[r]]
+        req_y[i] = hh_y[household[r]]
+    pair_req = np.empty(2 * m * attempts, dtype=np.int64)
+    pair_pool = np.empty(2 * m * attempts, dtype=np.int64)
+    pair_hours = np.empty(2 * m * attempts, dtype=np.float32)
+    n_pairs = 0
+    for professional in (True, False):
+        kinds = _PROFESSIONAL if professional else _GENERAL
+        eligible = np.ones(pool_rows.shape[0], dtype=np.bool_)
+        if professional:
+            for c in range(pool_rows.shape[0]):
+                eligible[c] = trained[pool_rows[c]]
+        demand = np.empty(m, dtype=np.float32)
+        for i in range(m):
+            total = remaining[chosen[i], kinds[0]]
+            for k in range(1, kinds.shape[0]):
+                total += remaining[chosen[i], kinds[k]]
+            demand[i] = total
+        given = np.zeros(m, dtype=np.float32)
+        start = n_pairs
+        n_pairs = _assign_rounds(
+            g,
+            demand,
+            given,
+            req_rows,
+            req_hamlet,
+            req_village,
+            req_x,
+            req_y,
+            pool_rows,
+            pool_x,
+            pool_y,
+            hours_left,
+            eligible,
+            hamlet_start,
+            hamlet_count,
+            village_start,
+            village_count,
+            attempts,
+            local_knowledge,
+            walking_km,
+            pair_req,
+            pair_pool,
+            pair_hours,
+            n_pairs,
+        )
+        elder_pos = np.empty(n_pairs - start, dtype=np.int64)
+        helper_rows = np.empty(n_pairs - start, dtype=np.int64)
+        for j in range(start, n_pairs):
+            elder_pos[j - start] = chosen[pair_req[j]]
+            helper_rows[j - start] = pool_rows[pair_pool[j]]
+        _credit(
+            elder_pos,
+            helper_rows,
+            pair_hours[start:n_pairs],
+            age,
+            remaining,
+            kinds,
+            met_volunteer,
+            met_peer,
+            served_hours,
+            matched,
+        )
+    return chosen, pair_req[:n_pairs], pair_pool[:n_pairs], pair_hours[:n_pairs]
+
+
 def manual_match(
     world: World,
     scenario: Scenario,
@@ -403,38 +642,55 @@ def manual_match(
 ) -> None:
     """The committee's manual matching of the requests at ``positions`` (in ``week.elders``).
 
+    The committees take up requests in order (by village, time-bank redemptions first, the
+    most severe first, ties at random) up to their capacity; then professional needs are
+    matched to trained volunteers, then general needs to any volunteer (:func:`assign`'s
+    rounds, in :func:`_manual`).
+
     Args:
         first: per elder, requests the committee takes up before all others (time-bank redemptions).
     """
     p = world.persons
+    hh = world.households
     cm = scenario.committee
-    rows = week.elders[positions]
-    village = p.village[rows]
-    capacity = committee_capacity(scenario, week.n_villages)
-    later = ~first[positions] if first is not None else np.zeros(len(rows), dtype=bool)
-    u = rng.random(len(rows))
-    # by village, then redemptions first, then the most severe first, ties in random order:
-    # the three integer keys in one (same order, one sorting pass fewer)
-    care = p.care_level[rows].astype(np.int64)
-    top = int(care.max()) if len(care) else 0
-    span = top - (int(care.min()) if len(care) else 0) + 1
-    key = (village.astype(np.int64) * 2 + later) * span + (top - care)
-    order = np.lexsort((u, key))
-    rank = rank_within(village[order])
-    chosen = order[rank < capacity[village[order]]]
-    # sorted by village and, within a village, most severe first: the order conflicts are settled in
-    positions = positions[chosen]
-    week.handled[positions] = True
-    req_rows = week.elders[positions]
-    for kinds, eligible in (
-        ([PROFESSIONAL], p.trained[pool.rows]),
-        (GENERAL_KINDS, np.ones(len(pool.rows), dtype=bool)),
-    ):
-        demand = row_total(week.remaining[positions][:, kinds])
-        given, pr, pv, ph = assign(
-            rng, world, pool, req_rows, demand, eligible, cm.attempts_per_request, cm.local_knowledge, cm.walking_distance_km
-        )
-        credit_matches(world, week, positions, pool, pr, pv, ph, kinds, MANUAL)
+    if first is None:
+        first = np.zeros(len(week.elders), dtype=bool)
+    chosen, pair_req, pair_pool, pair_hours = _manual(
+        _generator(rng),
+        positions,
+        first,
+        committee_capacity(scenario, week.n_villages),
+        week.elders,
+        p.village,
+        p.household,
+        p.care_level,
+        p.trained,
+        p.age,
+        hh.hamlet,
+        hh.x,
+        hh.y,
+        pool.rows,
+        pool.x,
+        pool.y,
+        pool.hours_left,
+        pool.hamlet_start,
+        pool.hamlet_count,
+        pool.village_start,
+        pool.village_count,
+        cm.attempts_per_request,
+        float(cm.local_knowledge),
+        np.float32(cm.walking_distance_km),
+        week.remaining,
+        week.handled,
+        week.matched,
+        week.met["volunteer"],
+        week.met["peer"],
+        p.served_hours,
+    )
+    week.pair_elder = np.concatenate((week.pair_elder, week.elders[chosen[pair_req]]))
+    week.pair_helper = np.concatenate((week.pair_helper, pool.rows[pair_pool]))
+    week.pair_hours = np.concatenate((week.pair_hours, pair_hours))
+    week.pair_channel = np.concatenate((week.pair_channel, np.full(len(pair_hours), MANUAL, dtype=np.int8)))
 
 
 def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) -> None:
