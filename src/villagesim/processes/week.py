@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from villagesim.jit import njit
+
 KINDS = ("daily_living", "meals", "companionship", "professional")
 """Kinds of need, the columns of ``Week.need``."""
 DAILY, MEALS, COMPANION, PROFESSIONAL = range(4)
@@ -108,6 +110,35 @@ def rank_within(groups: np.ndarray) -> np.ndarray:
     return positions - np.maximum.accumulate(np.where(new, positions, 0))
 
 
+@njit
+def _csr_product(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``matrix @ values`` for a CSR matrix given by its arrays and a float64 vector.
+
+    Each row's products are summed from 0.0 in the order the entries are stored, as scipy's
+    ``csr_matvec`` does, so the result is the same to the bit as ``matrix @ values``.
+    """
+    n = len(indptr) - 1
+    out = np.empty(n, dtype=np.float64)
+    for i in range(n):
+        total = 0.0
+        for jj in range(indptr[i], indptr[i + 1]):
+            total += data[jj] * values[indices[jj]]
+        out[i] = total
+    return out
+
+
+def neighbour_product(neighbours, values: np.ndarray) -> np.ndarray:
+    """``neighbours @ values`` for a per-household float64 vector, the same numbers to the bit.
+
+    For a CSR matrix the product is one compiled pass over the matrix (:func:`_csr_product`),
+    without the cost of scipy's call; other matrices use the product itself.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if getattr(neighbours, "format", None) != "csr" or values.ndim != 1:
+        return neighbours @ values
+    return _csr_product(neighbours.indptr, neighbours.indices, neighbours.data, values)
+
+
 class _NeighbourCounts:
     """What :func:`neighbour_count_sum` keeps about one neighbour matrix."""
 
@@ -118,31 +149,52 @@ class _NeighbourCounts:
         # columns of the matrix: its rows where it is symmetric (a neighbour graph is), no copy
         columns = matrix if (matrix != matrix.T).nnz == 0 else matrix.tocsc()
         self.indptr, self.indices, self.data = columns.indptr, columns.indices, columns.data
-        self.ones = bool(np.all(self.data == 1.0))
         self.last: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
 
 _NEIGHBOUR_COUNTS: dict[int, _NeighbourCounts] = {}
-_COLUMNS_SHARE = 1.0 / 24.0
-"""Above this share of the matrix's entries a pass over whole columns costs more than the product
-(a gather and a ``bincount`` per entry against streaming the matrix once)."""
 
 
-def _columns_product(state: _NeighbourCounts, n: int, values: np.ndarray, nonzero: np.ndarray) -> np.ndarray | None:
-    """``matrix @ values`` summed over the columns of the non-zero entries only (``None``
-    where that is dearer than the product)."""
-    starts = state.indptr[nonzero]
-    lengths = state.indptr[nonzero + 1] - starts
-    total = int(lengths.sum())
-    if total > _COLUMNS_SHARE * len(state.indices):
-        return None
-    if total == 0:
-        return np.zeros(n, dtype=np.float64)
-    offsets = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths) + np.arange(total)
-    weights = np.repeat(values[nonzero], lengths)
-    if not state.ones:
-        weights = weights * state.data[offsets]
-    return np.bincount(state.indices[offsets], weights=weights, minlength=n)
+@njit
+def _count_product(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    data: np.ndarray,
+    counts: np.ndarray,
+    last_counts: np.ndarray,
+    last_product: np.ndarray,
+) -> np.ndarray:
+    """``matrix @ counts`` for whole-number ``counts`` and a 0/1 matrix given by its columns
+    (``indptr``, ``indices``, ``data`` of its CSC form, or of its CSR form if symmetric).
+
+    Every partial sum is a whole number, exact in any order, so this equals the sparse product.
+    Worked out as ``last_product`` plus the columns of the households whose count changed since
+    ``last_counts``, or, where that touches more entries, as the sum of the columns of the
+    non-zero counts.
+    """
+    n = len(counts)
+    changed = 0
+    nonzero = 0
+    for h in range(n):
+        length = indptr[h + 1] - indptr[h]
+        if counts[h] != last_counts[h]:
+            changed += length
+        if counts[h] != 0.0:
+            nonzero += length
+    if changed <= nonzero:
+        out = last_product.copy()
+        for h in range(n):
+            if counts[h] != last_counts[h]:
+                change = counts[h] - last_counts[h]
+                for jj in range(indptr[h], indptr[h + 1]):
+                    out[indices[jj]] += change * data[jj]
+    else:
+        out = np.zeros(n, dtype=np.float64)
+        for h in range(n):
+            if counts[h] != 0.0:
+                for jj in range(indptr[h], indptr[h + 1]):
+                    out[indices[jj]] += counts[h] * data[jj]
+    return out
 
 
 def neighbour_count_sum(neighbours, key: str, counts: np.ndarray) -> np.ndarray:
@@ -153,8 +205,8 @@ def neighbour_count_sum(neighbours, key: str, counts: np.ndarray) -> np.ndarray:
     so this gives the same numbers as the sparse product. It is worked out from the last
     product under the same ``key`` plus the product of the change (only the households
     whose count changed), or over the non-zero counts only: a pass over a few columns of
-    the matrix instead of all of it. Falls back to the product itself where that saves
-    nothing or the matrix holds entries other than 0 and 1.
+    the matrix instead of all of it (:func:`_count_product`). Falls back to the product
+    itself where the matrix holds entries other than 0 and 1.
     The returned array must not be modified.
     """
     n = neighbours.shape[0]
@@ -164,19 +216,12 @@ def neighbour_count_sum(neighbours, key: str, counts: np.ndarray) -> np.ndarray:
             del _NEIGHBOUR_COUNTS[stale]
         state = _NeighbourCounts(neighbours)
         _NEIGHBOUR_COUNTS[id(neighbours)] = state
-    counts = np.asarray(counts, dtype=np.float64)
+    counts = np.array(counts, dtype=np.float64)  # a copy: kept as the last counts
     if not state.exact:
         return neighbours @ counts
-    product = None
     last = state.last.get(key)
-    if last is not None and last[0].shape == counts.shape:
-        change = np.flatnonzero(counts != last[0])
-        change_product = _columns_product(state, n, counts - last[0], change)
-        if change_product is not None:
-            product = last[1] + change_product
-    if product is None:
-        product = _columns_product(state, n, counts, np.flatnonzero(counts))
-    if product is None:
-        product = neighbours @ counts
-    state.last[key] = (counts.copy(), product)
+    if last is None or last[0].shape != counts.shape:
+        last = (np.zeros(n, dtype=np.float64), np.zeros(n, dtype=np.float64))
+    product = _count_product(state.indptr, state.indices, state.data, counts, last[0], last[1])
+    state.last[key] = (counts, product)
     return product
