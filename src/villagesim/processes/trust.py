@@ -24,20 +24,33 @@ import numpy as np
 
 from villagesim.jit import njit
 from villagesim.population import World
-from villagesim.processes.week import Week, neighbour_count_sum, neighbour_product
+from villagesim.processes.week import Week, neighbour_rows
 from villagesim.schema import Scenario
 
 NAME = "trust"
 
 
 @njit
-def _elder_sums(household: np.ndarray, elders: np.ndarray, trust: np.ndarray, matched: np.ndarray, n_households: int) -> tuple:
+def _neighbourhood_sums(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    data: np.ndarray,
+    ones: bool,
+    household: np.ndarray,
+    elders: np.ndarray,
+    trust: np.ndarray,
+    matched: np.ndarray,
+    n_households: int,
+) -> tuple:
     """Per household, over its elders: their number, the sum of their trust and the number
-    helped this week (float64).
+    helped this week (float64), and the products of the neighbour matrix with each.
 
-    ``np.bincount(hh)``, ``np.bincount(hh, weights=trust[elders])`` and
-    ``np.bincount(hh, weights=matched)`` with ``hh = household[elders]``: the trust sums
-    add the elders in their order, as ``bincount`` does.
+    The sums are ``np.bincount(hh)``, ``np.bincount(hh, weights=trust[elders])`` and
+    ``np.bincount(hh, weights=matched)`` with ``hh = household[elders]`` (the trust sums add
+    the elders in their order, as ``bincount`` does); the products are the rows of
+    ``neighbours @ sums``, each summed in the order of the row's stored entries from 0.0 as
+    scipy does (:func:`~villagesim.processes.week.neighbour_rows`), so the same numbers,
+    worked out only for the households with elders, the only ones read.
     """
     count = np.zeros(n_households, dtype=np.float64)
     trust_sum = np.zeros(n_households, dtype=np.float64)
@@ -49,7 +62,29 @@ def _elder_sums(household: np.ndarray, elders: np.ndarray, trust: np.ndarray, ma
         trust_sum[h] += np.float64(trust[e])
         if matched[i]:
             helped[h] += 1.0
-    return count, trust_sum, helped
+    nb_count = np.zeros(n_households, dtype=np.float64)
+    nb_trust = np.zeros(n_households, dtype=np.float64)
+    nb_helped = np.zeros(n_households, dtype=np.float64)
+    for h in range(n_households):
+        if count[h] > 0:
+            c = 0.0
+            t = 0.0
+            hp = 0.0
+            for jj in range(indptr[h], indptr[h + 1]):
+                j = indices[jj]
+                if ones:
+                    c += count[j]
+                    t += trust_sum[j]
+                    hp += helped[j]
+                else:
+                    w = data[jj]
+                    c += w * count[j]
+                    t += w * trust_sum[j]
+                    hp += w * helped[j]
+            nb_count[h] = c
+            nb_trust[h] = t
+            nb_helped[h] = hp
+    return count, nb_count, trust_sum, nb_trust, helped, nb_helped
 
 
 @njit
@@ -170,18 +205,8 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
     pol = scenario.policy
     elders = week.elders
     nb = world.households.neighbours
-    # neighbours as they were before this week's update: per household sums over the elders
-    # of the own household and the products with the neighbour graph; the counts are whole
-    # numbers, summed over the households where they changed
-    count, trust_sum, helped = _elder_sums(p.household, elders, p.trust, week.matched, len(world.households))
-    sums = (
-        count,
-        neighbour_count_sum(nb, "trust.elders", count),
-        trust_sum,
-        neighbour_product(nb, trust_sum),
-        helped,
-        neighbour_count_sum(nb, "trust.helped", helped),
-    )
+    # neighbours as they were before this week's update
+    sums = _neighbourhood_sums(*neighbour_rows(nb), p.household, elders, p.trust, week.matched, len(world.households))
     met = tuple(week.met_of(s) for s in ("ngo", "volunteer", "peer", "facility", "time_bank"))
     f32 = np.float32
     c32 = (

@@ -110,33 +110,18 @@ def rank_within(groups: np.ndarray) -> np.ndarray:
     return positions - np.maximum.accumulate(np.where(new, positions, 0))
 
 
-@njit
-def _csr_product(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """``matrix @ values`` for a CSR matrix given by its arrays and a float64 vector.
+def neighbour_rows(neighbours) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    """The arrays of a CSR neighbour matrix for the kernels: ``indptr``, ``indices``, ``data``
+    and whether every stored entry is 1.0 (worked out once per matrix).
 
-    Each row's products are summed from 0.0 in the order the entries are stored, as scipy's
-    ``csr_matvec`` does, so the result is the same to the bit as ``matrix @ values``.
+    Row ``i`` of ``neighbours @ values`` as scipy computes it is the sum, from 0.0, of
+    ``data[jj] * values[indices[jj]]`` for ``jj`` in ``indptr[i]:indptr[i + 1]`` in that order;
+    where every entry is 1.0 each product is the value itself.
     """
-    n = len(indptr) - 1
-    out = np.empty(n, dtype=np.float64)
-    for i in range(n):
-        total = 0.0
-        for jj in range(indptr[i], indptr[i + 1]):
-            total += data[jj] * values[indices[jj]]
-        out[i] = total
-    return out
-
-
-def neighbour_product(neighbours, values: np.ndarray) -> np.ndarray:
-    """``neighbours @ values`` for a per-household float64 vector, the same numbers to the bit.
-
-    For a CSR matrix the product is one compiled pass over the matrix (:func:`_csr_product`),
-    without the cost of scipy's call; other matrices use the product itself.
-    """
-    values = np.asarray(values, dtype=np.float64)
-    if getattr(neighbours, "format", None) != "csr" or values.ndim != 1:
-        return neighbours @ values
-    return _csr_product(neighbours.indptr, neighbours.indices, neighbours.data, values)
+    if neighbours.format != "csr":
+        raise TypeError("the neighbour matrix must be CSR")
+    state = _state(neighbours)
+    return neighbours.indptr, neighbours.indices, neighbours.data, state.ones
 
 
 class _NeighbourCounts:
@@ -149,10 +134,22 @@ class _NeighbourCounts:
         # columns of the matrix: its rows where it is symmetric (a neighbour graph is), no copy
         columns = matrix if (matrix != matrix.T).nnz == 0 else matrix.tocsc()
         self.indptr, self.indices, self.data = columns.indptr, columns.indices, columns.data
+        self.ones = bool(np.all(matrix.data == 1.0))
         self.last: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
 
 _NEIGHBOUR_COUNTS: dict[int, _NeighbourCounts] = {}
+
+
+def _state(neighbours) -> _NeighbourCounts:
+    """What is kept about ``neighbours`` (made on first use)."""
+    state = _NEIGHBOUR_COUNTS.get(id(neighbours))
+    if state is None or state.matrix() is not neighbours:
+        for stale in [k for k, v in _NEIGHBOUR_COUNTS.items() if v.matrix() is None]:
+            del _NEIGHBOUR_COUNTS[stale]
+        state = _NeighbourCounts(neighbours)
+        _NEIGHBOUR_COUNTS[id(neighbours)] = state
+    return state
 
 
 @njit
@@ -210,12 +207,7 @@ def neighbour_count_sum(neighbours, key: str, counts: np.ndarray) -> np.ndarray:
     The returned array must not be modified.
     """
     n = neighbours.shape[0]
-    state = _NEIGHBOUR_COUNTS.get(id(neighbours))
-    if state is None or state.matrix() is not neighbours:
-        for stale in [k for k, v in _NEIGHBOUR_COUNTS.items() if v.matrix() is None]:
-            del _NEIGHBOUR_COUNTS[stale]
-        state = _NeighbourCounts(neighbours)
-        _NEIGHBOUR_COUNTS[id(neighbours)] = state
+    state = _state(neighbours)
     counts = np.array(counts, dtype=np.float64)  # a copy: kept as the last counts
     if not state.exact:
         return neighbours @ counts
