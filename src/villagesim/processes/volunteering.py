@@ -79,26 +79,26 @@ def _candidate_sums(
     per household the number of candidates who were active last week and of candidates
     (float64): ``np.bincount(household, weights=active * cand)`` and
     ``np.bincount(household, weights=cand)`` with the float32 0/1 weights of
-    :func:`_household_share`, whole numbers.
+    :func:`_household_share`, whole numbers (exact in any order).
     """
     n = len(status)
-    cand = np.zeros(n, dtype=np.bool_)
+    cand = np.empty(n, dtype=np.bool_)
     rows = np.empty(n, dtype=np.int64)
     hh_active = np.zeros(n_households, dtype=np.float64)
     hh_cand = np.zeros(n_households, dtype=np.float64)
     k = 0
     for i in range(n):
+        # without branches: whether a row is a candidate is not predictable
         a = age[i]
-        working_age = a >= 18 and a < elder_age
-        young_old = a >= elder_age and a < young_old_end and care_level[i] == 0
-        if status[i] == resident and (working_age or young_old):
-            cand[i] = True
-            rows[k] = i
-            k += 1
-            h = household[i]
-            hh_cand[h] += 1.0
-            if active[i]:
-                hh_active[h] += 1.0
+        working_age = (a >= 18) & (a < elder_age)
+        young_old = (a >= elder_age) & (a < young_old_end) & (care_level[i] == 0)
+        c = (status[i] == resident) & (working_age | young_old)
+        cand[i] = c
+        rows[k] = i
+        k += c
+        h = household[i]
+        hh_cand[h] += np.float64(c)
+        hh_active[h] += np.float64(c & active[i])
     return cand, rows[:k], hh_active, hh_cand
 
 
@@ -141,7 +141,7 @@ def _logits(
         logit = logit + incentive
         logit = logit + credit * tb_trust[i]
         logit = logit + norm_c * norm
-        total = np.float64(logit) + party_c * (1.0 if party[i] else 0.0)
+        total = np.float64(logit) + party_c * np.float64(party[i])
         total = total - blame
         total = total - np.float64(opportunity_c * opportunity_cost[i])
         total = total - np.float64(burnout_c * burnout[i])
@@ -156,7 +156,7 @@ def _activate(rows: np.ndarray, u: np.ndarray, probability: np.ndarray, availabi
     active = np.zeros(n, dtype=np.bool_)
     for k in range(len(rows)):
         i = rows[k]
-        active[i] = u[i] < probability[k] and availability[i] > 0
+        active[i] = (u[i] < probability[k]) & (availability[i] > 0)
     return active
 
 
@@ -169,8 +169,9 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
     cand, rows, hh_active, hh_cand = _candidate_sums(
         p.status, p.age, p.care_level, p.household, p.active, RESIDENT, ELDER_AGE, b.young_old_max_age + 1, len(world.households)
     )
-    # the counts of candidates and of last week's volunteers per neighbourhood are whole
-    # numbers: summed over the households where they changed (the same numbers as the product)
+    # the counts of last week's volunteers and of candidates per neighbourhood are whole
+    # numbers: summed over the few households with volunteers, or where the count changed
+    # (the same numbers as the product)
     nb_active = neighbour_count_sum(nb, "volunteering.active", hh_active)
     nb_cand = neighbour_count_sum(nb, "volunteering.count", hh_cand)
     credit = pol.time_bank.credit_per_hour if pol.time_bank.enabled else 0.0

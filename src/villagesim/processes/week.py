@@ -173,20 +173,20 @@ def _count_product(
     changed = 0
     nonzero = 0
     for h in range(n):
+        # without branches (which households changed is not predictable)
         length = indptr[h + 1] - indptr[h]
-        if counts[h] != last_counts[h]:
-            changed += length
-        if counts[h] != 0.0:
-            nonzero += length
+        changed += length * (counts[h] != last_counts[h])
+        nonzero += length * (counts[h] != 0.0)
+    # one array for both ways (an array variable assigned in two branches compiles to slow code)
+    out = np.zeros(n, dtype=np.float64)
     if changed <= nonzero:
-        out = last_product.copy()
+        out[:] = last_product
         for h in range(n):
             if counts[h] != last_counts[h]:
                 change = counts[h] - last_counts[h]
                 for jj in range(indptr[h], indptr[h + 1]):
                     out[indices[jj]] += change * data[jj]
     else:
-        out = np.zeros(n, dtype=np.float64)
         for h in range(n):
             if counts[h] != 0.0:
                 for jj in range(indptr[h], indptr[h + 1]):
