@@ -22,39 +22,180 @@ from __future__ import annotations
 
 import numpy as np
 
+from villagesim.jit import njit
 from villagesim.population import World
-from villagesim.processes.week import Week, neighbour_count_sum, row_total
+from villagesim.processes.week import Week, neighbour_rows
 from villagesim.schema import Scenario
 
 NAME = "trust"
 
 
-def _elder_neighbourhood_means(world: World, elders: np.ndarray, trust: np.ndarray, helped: np.ndarray) -> list[np.ndarray]:
-    """Per elder: the mean trust and the share helped this week (``helped`` is 0/1) over the
-    elders of the own and neighbouring households.
+@njit
+def _neighbourhood_sums(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    data: np.ndarray,
+    ones: bool,
+    household: np.ndarray,
+    elders: np.ndarray,
+    trust: np.ndarray,
+    matched: np.ndarray,
+    n_households: int,
+) -> tuple:
+    """Per household, over its elders: their number, the sum of their trust and the number
+    helped this week (float64), and the products of the neighbour matrix with each.
 
-    Sums run over elders only, not over the whole person table. The elder counts and the
-    counts of elders helped are whole numbers: their neighbourhood sums are exact in any
-    order and are worked out over the few households that changed or count
-    (:func:`~villagesim.processes.week.neighbour_count_sum`, the same numbers as the product).
+    The sums are ``np.bincount(hh)``, ``np.bincount(hh, weights=trust[elders])`` and
+    ``np.bincount(hh, weights=matched)`` with ``hh = household[elders]`` (the trust sums add
+    the elders in their order, as ``bincount`` does); the products are the rows of
+    ``neighbours @ sums``, each summed in the order of the row's stored entries from 0.0 as
+    scipy does (:func:`~villagesim.processes.week.neighbour_rows`), so the same numbers,
+    worked out only for the households with elders, the only ones read.
     """
-    n_hh = len(world.households)
-    nb = world.households.neighbours
-    hh = world.persons.household[elders]
-    hh_n = np.bincount(hh, minlength=n_hh).astype(np.float64)
-    cnt = (hh_n + neighbour_count_sum(nb, "trust.elders", hh_n))[hh]
-    trust_sum = np.bincount(hh, weights=trust, minlength=n_hh)
-    helped_sum = np.bincount(hh, weights=helped, minlength=n_hh)
-    means = []
-    for hh_sum, nb_sum in (
-        (trust_sum, nb @ trust_sum),
-        (helped_sum, neighbour_count_sum(nb, "trust.helped", helped_sum)),
-    ):
-        tot = (hh_sum + nb_sum)[hh]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            share = np.where(cnt > 0, tot / np.maximum(cnt, 1e-12), 0.0)
-        means.append(share.astype(np.float32))
-    return means
+    count = np.zeros(n_households, dtype=np.float64)
+    trust_sum = np.zeros(n_households, dtype=np.float64)
+    helped = np.zeros(n_households, dtype=np.float64)
+    for i in range(len(elders)):
+        e = elders[i]
+        h = household[e]
+        count[h] += 1.0
+        trust_sum[h] += np.float64(trust[e])
+        if matched[i]:
+            helped[h] += 1.0
+    nb_count = np.zeros(n_households, dtype=np.float64)
+    nb_trust = np.zeros(n_households, dtype=np.float64)
+    nb_helped = np.zeros(n_households, dtype=np.float64)
+    for h in range(n_households):
+        if count[h] > 0:
+            c = 0.0
+            t = 0.0
+            hp = 0.0
+            for jj in range(indptr[h], indptr[h + 1]):
+                j = indices[jj]
+                if ones:
+                    c += count[j]
+                    t += trust_sum[j]
+                    hp += helped[j]
+                else:
+                    w = data[jj]
+                    c += w * count[j]
+                    t += w * trust_sum[j]
+                    hp += w * helped[j]
+            nb_count[h] = c
+            nb_trust[h] = t
+            nb_helped[h] = hp
+    return count, nb_count, trust_sum, nb_trust, helped, nb_helped
+
+
+@njit
+def _clip(x, low, high):
+    """``np.clip(x, low, high)`` of one number, ``low`` and ``high`` of its dtype (NaN and
+    -0.0 kept, as numpy)."""
+    if x < low:
+        return low
+    if x > high:
+        return high
+    return x
+
+
+@njit
+def _update_elders(
+    elders: np.ndarray,
+    household: np.ndarray,
+    sums: tuple,
+    need: np.ndarray,
+    remaining: np.ndarray,
+    asked: np.ndarray,
+    requested: np.ndarray,
+    matched: np.ndarray,
+    met: tuple,
+    trust: np.ndarray,
+    awareness: np.ndarray,
+    satisfaction: np.ndarray,
+    unmet_hours: np.ndarray,
+    c32: tuple,
+    c64: tuple,
+) -> None:
+    """Trust, awareness, satisfaction and unmet hours of each elder, in place, as :func:`run`'s
+    numpy code gave them.
+
+    ``sums``: per household the elders' count, trust sum and count helped, and the products
+    of the neighbour matrix with each. The neighbourhood means are float64 quotients cast to
+    float32 (``np.where(cnt > 0, tot / np.maximum(cnt, 1e-12), 0.0).astype(np.float32)``).
+    ``met``: hours met by the NGO, volunteers, peers, facilities and the time bank.
+    Hours, need shares, quality, outcome, awareness and satisfaction are float32 (``c32``
+    holds their coefficients); the trust update is float64, as numpy's ``np.where`` of two
+    Python floats made the rate (``c64``: rate upward, rate, neighbour rate); the row totals
+    add the kinds left to right.
+    """
+    count, nb_count, trust_sum, nb_trust_sum, helped, nb_helped = sums
+    ngo, volunteer, peer, facility, time_bank = met
+    ngo_quality, service_quality, publicity, word_of_mouth, decay, experience, satisfaction_rate = c32
+    rate_up, rate, neighbour_rate = c64
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
+    tiny = np.float32(1e-9)
+    tinier = np.float32(1e-12)
+    for i in range(len(elders)):
+        e = elders[i]
+        h = household[e]
+        cnt = count[h] + nb_count[h]
+        if cnt > 0:
+            nb_trust = np.float32((trust_sum[h] + nb_trust_sum[h]) / max(cnt, 1e-12))
+            nb_help = np.float32((helped[h] + nb_helped[h]) / max(cnt, 1e-12))
+        else:
+            nb_trust = zero
+            nb_help = zero
+        need_i = need[i, 0]
+        unmet = remaining[i, 0]
+        for k in range(1, need.shape[1]):
+            need_i += need[i, k]
+            unmet += remaining[i, k]
+        unmet_hours[e] = unmet
+
+        # experience of those who asked
+        if requested[i] > 0:
+            got = _clip(one - unmet / max(requested[i], tiny), zero, one)
+        else:
+            got = zero
+        services = zero + volunteer[i]
+        services += peer[i]
+        services += facility[i]
+        services += time_bank[i]
+        services = ngo[i] + services
+        if services > 0:
+            quality = (ngo[i] * ngo_quality + (services - ngo[i]) * service_quality) / max(services, tinier)
+        else:
+            quality = service_quality
+        outcome = got * quality
+        t32 = trust[e]
+        t = np.float64(t32)
+        if asked[i]:
+            r = rate_up if outcome > t32 else rate
+            t = t + r * np.float64(outcome - t32)
+        t = t + neighbour_rate * (np.float64(nb_trust) - t)
+        trust[e] = np.float32(_clip(t, 0.0, 1.0))
+
+        aw = awareness[e]
+        aw = aw + (publicity + word_of_mouth * nb_help) * (one - aw)
+        aw = aw - decay * aw
+        if matched[i]:
+            aw = aw + experience * (one - aw)
+        awareness[e] = _clip(aw, zero, one)
+
+        if need_i > 0:
+            met_share = one - unmet / max(need_i, tiny)
+            sat = satisfaction[e]
+            satisfaction[e] = sat + satisfaction_rate * (met_share - sat)
+
+
+@njit
+def _update_burnout(burnout: np.ndarray, served_hours: np.ndarray, keep: np.float32, per_hour: np.float32) -> None:
+    """``burnout = clip(burnout * keep + per_hour * served_hours, 0, 1)`` in place, float32."""
+    zero = np.float32(0.0)
+    one = np.float32(1.0)
+    for j in range(len(burnout)):
+        burnout[j] = _clip(burnout[j] * keep + per_hour * served_hours[j], zero, one)
 
 
 def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) -> None:
@@ -63,47 +204,27 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
     b = scenario.behaviour
     pol = scenario.policy
     elders = week.elders
+    nb = world.households.neighbours
     # neighbours as they were before this week's update
-    nb_trust, nb_helped = _elder_neighbourhood_means(world, elders, p.trust[elders], week.matched.astype(np.float32))
-
-    need = row_total(week.need)
-    unmet = row_total(week.remaining)
-    p.unmet_hours[elders] = unmet
-
-    # experience of those who asked
-    asked = week.asked
-    requested = week.requested_hours
-    with np.errstate(divide="ignore", invalid="ignore"):
-        got = np.where(requested > 0, np.clip(1.0 - unmet / np.maximum(requested, 1e-9), 0.0, 1.0), 0.0)
-    # quality of the help received: NGO care at the NGOs' quality, other services at service_quality
-    ngo = week.met_of("ngo")
-    services = ngo + sum(week.met_of(s) for s in ("volunteer", "peer", "facility", "time_bank"))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        quality = np.where(
-            services > 0,
-            (ngo * scenario.ngo.quality + (services - ngo) * b.service_quality) / np.maximum(services, 1e-12),
-            b.service_quality,
-        )
-    outcome = (got * quality).astype(np.float32)
-    trust = p.trust[elders]
-    rate = np.where(outcome > trust, b.trust_experience_rate * (1.0 + pol.transparency), b.trust_experience_rate)
-    trust = np.where(asked, trust + rate * (outcome - trust), trust)
-
-    # neighbours (elders of own and neighbouring households)
-    trust = trust + b.trust_neighbour_rate * (nb_trust - trust)
-    p.trust[elders] = np.clip(trust, 0.0, 1.0)
-
-    aw = p.awareness[elders]
-    aw = aw + (b.awareness_publicity_rate * pol.publicity + b.awareness_word_of_mouth * nb_helped) * (1.0 - aw)
-    aw = aw - b.awareness_decay * aw
-    aw = np.where(week.matched, aw + b.trust_experience_rate * (1.0 - aw), aw)
-    p.awareness[elders] = np.clip(aw, 0.0, 1.0)
-
-    with np.errstate(divide="ignore", invalid="ignore"):
-        met_share = np.where(need > 0, 1.0 - unmet / np.maximum(need, 1e-9), 1.0)
-    sat = p.satisfaction[elders]
-    p.satisfaction[elders] = np.where(need > 0, sat + b.satisfaction_rate * (met_share - sat), sat)
-
-    p.burnout *= np.float32(1.0 - b.burnout_recovery)
-    p.burnout += np.float32(b.burnout_per_hour) * p.served_hours
-    np.clip(p.burnout, 0.0, 1.0, out=p.burnout)
+    sums = _neighbourhood_sums(*neighbour_rows(nb), p.household, elders, p.trust, week.matched, len(world.households))
+    met = tuple(week.met_of(s) for s in ("ngo", "volunteer", "peer", "facility", "time_bank"))
+    f32 = np.float32
+    c32 = (
+        f32(scenario.ngo.quality),
+        f32(b.service_quality),
+        f32(b.awareness_publicity_rate * pol.publicity),
+        f32(b.awareness_word_of_mouth),
+        f32(b.awareness_decay),
+        f32(b.trust_experience_rate),
+        f32(b.satisfaction_rate),
+    )
+    c64 = (
+        float(b.trust_experience_rate * (1.0 + pol.transparency)),
+        float(b.trust_experience_rate),
+        float(b.trust_neighbour_rate),
+    )
+    _update_elders(
+        elders, p.household, sums, week.need, week.remaining, week.asked, week.requested_hours, week.matched, met,
+        p.trust, p.awareness, p.satisfaction, p.unmet_hours, c32, c64,
+    )  # fmt: skip
+    _update_burnout(p.burnout, p.served_hours, f32(1.0 - b.burnout_recovery), f32(b.burnout_per_hour))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from villagesim.jit import njit
 from villagesim.population import ELDER_AGE, RESIDENT, World
 from villagesim.processes.asking import logistic
 from villagesim.processes.week import Week, neighbour_count_sum
@@ -60,31 +61,138 @@ def _household_share(world: World, value: np.ndarray, among: np.ndarray, whole: 
         return np.where(cnt > 0, tot / np.maximum(cnt, 1e-12), 0.0)
 
 
+@njit
+def _candidate_sums(
+    status: np.ndarray,
+    age: np.ndarray,
+    care_level: np.ndarray,
+    household: np.ndarray,
+    active: np.ndarray,
+    resident: int,
+    elder_age: float,
+    young_old_end: int,
+    n_households: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The candidates and their counts per household, in one pass over the persons.
+
+    Returns the mask :func:`candidates_mask` gives, their row numbers (``np.flatnonzero``), and
+    per household the number of candidates who were active last week and of candidates
+    (float64): ``np.bincount(household, weights=active * cand)`` and
+    ``np.bincount(household, weights=cand)`` with the float32 0/1 weights of
+    :func:`_household_share`, whole numbers (exact in any order).
+    """
+    n = len(status)
+    cand = np.empty(n, dtype=np.bool_)
+    rows = np.empty(n, dtype=np.int64)
+    hh_active = np.zeros(n_households, dtype=np.float64)
+    hh_cand = np.zeros(n_households, dtype=np.float64)
+    k = 0
+    for i in range(n):
+        # without branches: whether a row is a candidate is not predictable
+        a = age[i]
+        working_age = (a >= 18) & (a < elder_age)
+        young_old = (a >= elder_age) & (a < young_old_end) & (care_level[i] == 0)
+        c = (status[i] == resident) & (working_age | young_old)
+        cand[i] = c
+        rows[k] = i
+        k += c
+        h = household[i]
+        hh_cand[h] += np.float64(c)
+        hh_active[h] += np.float64(c & active[i])
+    return cand, rows[:k], hh_active, hh_cand
+
+
+@njit
+def _logits(
+    rows: np.ndarray,
+    household: np.ndarray,
+    hh_active: np.ndarray,
+    nb_active: np.ndarray,
+    hh_cand: np.ndarray,
+    nb_cand: np.ndarray,
+    altruism: np.ndarray,
+    tb_trust: np.ndarray,
+    party: np.ndarray,
+    opportunity_cost: np.ndarray,
+    burnout: np.ndarray,
+    c: tuple,
+) -> np.ndarray:
+    """The volunteering logit of each candidate row (float64), as :func:`run`'s numpy code
+    made it.
+
+    The norm is ``float32(share)`` of the own household with ``share`` from
+    :func:`_household_share`. ``c`` holds the coefficients with numpy's dtypes: the float32
+    terms (intercept, altruism, incentive, credit x trust, norm) are summed in float32; the
+    party term (a Python float times a bool column) is float64 and from there on the sum is
+    float64, with the opportunity-cost and burnout products in float32.
+    """
+    intercept, altruism_c, incentive, credit, norm_c, party_c, blame, opportunity_c, burnout_c = c
+    out = np.empty(len(rows), dtype=np.float64)
+    for k in range(len(rows)):
+        i = rows[k]
+        h = household[i]
+        cnt = hh_cand[h] + nb_cand[h]
+        if cnt > 0:
+            share = (hh_active[h] + nb_active[h]) / max(cnt, 1e-12)
+        else:
+            share = 0.0
+        norm = np.float32(share)
+        logit = intercept + altruism_c * altruism[i]
+        logit = logit + incentive
+        logit = logit + credit * tb_trust[i]
+        logit = logit + norm_c * norm
+        total = np.float64(logit) + party_c * np.float64(party[i])
+        total = total - blame
+        total = total - np.float64(opportunity_c * opportunity_cost[i])
+        total = total - np.float64(burnout_c * burnout[i])
+        out[k] = total
+    return out
+
+
+@njit
+def _activate(rows: np.ndarray, u: np.ndarray, probability: np.ndarray, availability: np.ndarray, n: int) -> np.ndarray:
+    """``active``: ``active[rows] = (u[rows] < probability) & (availability[rows] > 0)``, False
+    elsewhere."""
+    active = np.zeros(n, dtype=np.bool_)
+    for k in range(len(rows)):
+        i = rows[k]
+        active[i] = (u[i] < probability[k]) & (availability[i] > 0)
+    return active
+
+
 def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) -> None:
     p = world.persons
     b = scenario.behaviour
     pol = scenario.policy
     u = rng.random(len(p), dtype=np.float32)
-    cand = candidates_mask(world, scenario)
-    share = _household_share(world, p.active.astype(np.float32), cand.astype(np.float32), whole=True)
+    nb = world.households.neighbours
+    cand, rows, hh_active, hh_cand = _candidate_sums(
+        p.status, p.age, p.care_level, p.household, p.active, RESIDENT, ELDER_AGE, b.young_old_max_age + 1, len(world.households)
+    )
+    # the counts of last week's volunteers and of candidates per neighbourhood are whole
+    # numbers: summed over the few households with volunteers, or where the count changed
+    # (the same numbers as the product)
+    nb_active = neighbour_count_sum(nb, "volunteering.active", hh_active)
+    nb_cand = neighbour_count_sum(nb, "volunteering.count", hh_cand)
+    credit = pol.time_bank.credit_per_hour if pol.time_bank.enabled else 0.0
+    f32 = np.float32
+    coefficients = (
+        f32(b.volunteer_intercept),
+        f32(b.volunteer_altruism),
+        f32(b.volunteer_incentive * pol.incentive_per_hour),
+        f32(b.volunteer_credit * credit),
+        f32(b.volunteer_norm),
+        float(b.volunteer_party * pol.party_mobilisation),
+        float(b.volunteer_blame_fear * (0.0 if pol.liability_insurance else 1.0)),
+        f32(b.volunteer_opportunity_cost),
+        f32(b.volunteer_burnout),
+    )
+    logit = _logits(
+        rows, p.household, hh_active, nb_active, hh_cand, nb_cand, p.altruism, p.tb_trust, p.party,
+        p.opportunity_cost, p.burnout, coefficients,
+    )  # fmt: skip
     # only candidates can volunteer: the logistic is evaluated on their rows alone (element by
     # element the same numbers as over the whole table)
-    rows = np.flatnonzero(cand)
-    norm = share[p.household[rows]].astype(np.float32)
-    credit = pol.time_bank.credit_per_hour if pol.time_bank.enabled else 0.0
-    logit = (
-        b.volunteer_intercept
-        + b.volunteer_altruism * p.altruism[rows]
-        + b.volunteer_incentive * pol.incentive_per_hour
-        + b.volunteer_credit * credit * p.tb_trust[rows]
-        + b.volunteer_norm * norm
-        + b.volunteer_party * pol.party_mobilisation * p.party[rows]
-        - b.volunteer_blame_fear * (0.0 if pol.liability_insurance else 1.0)
-        - b.volunteer_opportunity_cost * p.opportunity_cost[rows]
-        - b.volunteer_burnout * p.burnout[rows]
-    )
-    active = np.zeros(len(p), dtype=bool)
-    active[rows] = (u[rows] < logistic(logit)) & (p.availability[rows] > 0)
-    p.active = active
+    p.active = _activate(rows, u, logistic(logit), p.availability, len(p))
     p.served_hours[:] = 0
     week.candidates = cand

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from villagesim.jit import njit
+
 KINDS = ("daily_living", "meals", "companionship", "professional")
 """Kinds of need, the columns of ``Week.need``."""
 DAILY, MEALS, COMPANION, PROFESSIONAL = range(4)
@@ -108,6 +110,20 @@ def rank_within(groups: np.ndarray) -> np.ndarray:
     return positions - np.maximum.accumulate(np.where(new, positions, 0))
 
 
+def neighbour_rows(neighbours) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    """The arrays of a CSR neighbour matrix for the kernels: ``indptr``, ``indices``, ``data``
+    and whether every stored entry is 1.0 (worked out once per matrix).
+
+    Row ``i`` of ``neighbours @ values`` as scipy computes it is the sum, from 0.0, of
+    ``data[jj] * values[indices[jj]]`` for ``jj`` in ``indptr[i]:indptr[i + 1]`` in that order;
+    where every entry is 1.0 each product is the value itself.
+    """
+    if neighbours.format != "csr":
+        raise TypeError("the neighbour matrix must be CSR")
+    state = _state(neighbours)
+    return neighbours.indptr, neighbours.indices, neighbours.data, state.ones
+
+
 class _NeighbourCounts:
     """What :func:`neighbour_count_sum` keeps about one neighbour matrix."""
 
@@ -118,31 +134,64 @@ class _NeighbourCounts:
         # columns of the matrix: its rows where it is symmetric (a neighbour graph is), no copy
         columns = matrix if (matrix != matrix.T).nnz == 0 else matrix.tocsc()
         self.indptr, self.indices, self.data = columns.indptr, columns.indices, columns.data
-        self.ones = bool(np.all(self.data == 1.0))
+        self.ones = bool(np.all(matrix.data == 1.0))
         self.last: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
 
 _NEIGHBOUR_COUNTS: dict[int, _NeighbourCounts] = {}
-_COLUMNS_SHARE = 1.0 / 24.0
-"""Above this share of the matrix's entries a pass over whole columns costs more than the product
-(a gather and a ``bincount`` per entry against streaming the matrix once)."""
 
 
-def _columns_product(state: _NeighbourCounts, n: int, values: np.ndarray, nonzero: np.ndarray) -> np.ndarray | None:
-    """``matrix @ values`` summed over the columns of the non-zero entries only (``None``
-    where that is dearer than the product)."""
-    starts = state.indptr[nonzero]
-    lengths = state.indptr[nonzero + 1] - starts
-    total = int(lengths.sum())
-    if total > _COLUMNS_SHARE * len(state.indices):
-        return None
-    if total == 0:
-        return np.zeros(n, dtype=np.float64)
-    offsets = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths) + np.arange(total)
-    weights = np.repeat(values[nonzero], lengths)
-    if not state.ones:
-        weights = weights * state.data[offsets]
-    return np.bincount(state.indices[offsets], weights=weights, minlength=n)
+def _state(neighbours) -> _NeighbourCounts:
+    """What is kept about ``neighbours`` (made on first use)."""
+    state = _NEIGHBOUR_COUNTS.get(id(neighbours))
+    if state is None or state.matrix() is not neighbours:
+        for stale in [k for k, v in _NEIGHBOUR_COUNTS.items() if v.matrix() is None]:
+            del _NEIGHBOUR_COUNTS[stale]
+        state = _NeighbourCounts(neighbours)
+        _NEIGHBOUR_COUNTS[id(neighbours)] = state
+    return state
+
+
+@njit
+def _count_product(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    data: np.ndarray,
+    counts: np.ndarray,
+    last_counts: np.ndarray,
+    last_product: np.ndarray,
+) -> np.ndarray:
+    """``matrix @ counts`` for whole-number ``counts`` and a 0/1 matrix given by its columns
+    (``indptr``, ``indices``, ``data`` of its CSC form, or of its CSR form if symmetric).
+
+    Every partial sum is a whole number, exact in any order, so this equals the sparse product.
+    Worked out as ``last_product`` plus the columns of the households whose count changed since
+    ``last_counts``, or, where that touches more entries, as the sum of the columns of the
+    non-zero counts.
+    """
+    n = len(counts)
+    changed = 0
+    nonzero = 0
+    for h in range(n):
+        # without branches (which households changed is not predictable)
+        length = indptr[h + 1] - indptr[h]
+        changed += length * (counts[h] != last_counts[h])
+        nonzero += length * (counts[h] != 0.0)
+    # one array for both ways (an array variable assigned in two branches compiles to slow code)
+    out = np.zeros(n, dtype=np.float64)
+    if changed <= nonzero:
+        out[:] = last_product
+        for h in range(n):
+            if counts[h] != last_counts[h]:
+                change = counts[h] - last_counts[h]
+                for jj in range(indptr[h], indptr[h + 1]):
+                    out[indices[jj]] += change * data[jj]
+    else:
+        for h in range(n):
+            if counts[h] != 0.0:
+                for jj in range(indptr[h], indptr[h + 1]):
+                    out[indices[jj]] += counts[h] * data[jj]
+    return out
 
 
 def neighbour_count_sum(neighbours, key: str, counts: np.ndarray) -> np.ndarray:
@@ -153,30 +202,18 @@ def neighbour_count_sum(neighbours, key: str, counts: np.ndarray) -> np.ndarray:
     so this gives the same numbers as the sparse product. It is worked out from the last
     product under the same ``key`` plus the product of the change (only the households
     whose count changed), or over the non-zero counts only: a pass over a few columns of
-    the matrix instead of all of it. Falls back to the product itself where that saves
-    nothing or the matrix holds entries other than 0 and 1.
+    the matrix instead of all of it (:func:`_count_product`). Falls back to the product
+    itself where the matrix holds entries other than 0 and 1.
     The returned array must not be modified.
     """
     n = neighbours.shape[0]
-    state = _NEIGHBOUR_COUNTS.get(id(neighbours))
-    if state is None or state.matrix() is not neighbours:
-        for stale in [k for k, v in _NEIGHBOUR_COUNTS.items() if v.matrix() is None]:
-            del _NEIGHBOUR_COUNTS[stale]
-        state = _NeighbourCounts(neighbours)
-        _NEIGHBOUR_COUNTS[id(neighbours)] = state
-    counts = np.asarray(counts, dtype=np.float64)
+    state = _state(neighbours)
+    counts = np.array(counts, dtype=np.float64)  # a copy: kept as the last counts
     if not state.exact:
         return neighbours @ counts
-    product = None
     last = state.last.get(key)
-    if last is not None and last[0].shape == counts.shape:
-        change = np.flatnonzero(counts != last[0])
-        change_product = _columns_product(state, n, counts - last[0], change)
-        if change_product is not None:
-            product = last[1] + change_product
-    if product is None:
-        product = _columns_product(state, n, counts, np.flatnonzero(counts))
-    if product is None:
-        product = neighbours @ counts
-    state.last[key] = (counts.copy(), product)
+    if last is None or last[0].shape != counts.shape:
+        last = (np.zeros(n, dtype=np.float64), np.zeros(n, dtype=np.float64))
+    product = _count_product(state.indptr, state.indices, state.data, counts, last[0], last[1])
+    state.last[key] = (counts, product)
     return product
