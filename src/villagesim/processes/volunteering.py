@@ -36,31 +36,6 @@ def candidates_mask(world: World, scenario: Scenario) -> np.ndarray:
     return resident & (working_age | young_old)
 
 
-def neighbour_share(world: World, value: np.ndarray, among: np.ndarray, whole: bool = False) -> np.ndarray:
-    """Per person: mean of ``value`` over ``among`` persons of the own and neighbouring households.
-
-    ``whole``: ``among`` is 0/1, so the number of ``among`` persons of a neighbourhood is a
-    count (summed exactly over the households where it changed).
-    """
-    p = world.persons
-    return _household_share(world, value, among, whole)[p.household].astype(np.float32)
-
-
-def _household_share(world: World, value: np.ndarray, among: np.ndarray, whole: bool = False) -> np.ndarray:
-    """Per household: the mean of :func:`neighbour_share` (float64)."""
-    p = world.persons
-    n_hh = len(world.households)
-    hh_sum = np.bincount(p.household, weights=value * among, minlength=n_hh)
-    hh_n = np.bincount(p.household, weights=among, minlength=n_hh)
-    nb = world.households.neighbours
-    tot = hh_sum + nb @ hh_sum
-    # the candidates' count changes little from week to week: summed over the households
-    # where it changed (exact for counts, the same numbers as the product)
-    cnt = hh_n + (neighbour_count_sum(nb, "volunteering.count", hh_n) if whole else nb @ hh_n)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(cnt > 0, tot / np.maximum(cnt, 1e-12), 0.0)
-
-
 @njit
 def _candidate_sums(
     status: np.ndarray,
@@ -78,8 +53,7 @@ def _candidate_sums(
     Returns the mask :func:`candidates_mask` gives, their row numbers (``np.flatnonzero``), and
     per household the number of candidates who were active last week and of candidates
     (float64): ``np.bincount(household, weights=active * cand)`` and
-    ``np.bincount(household, weights=cand)`` with the float32 0/1 weights of
-    :func:`_household_share`, whole numbers (exact in any order).
+    ``np.bincount(household, weights=cand)``, whole numbers (exact in any order).
     """
     n = len(status)
     cand = np.empty(n, dtype=np.bool_)
@@ -120,8 +94,9 @@ def _logits(
     """The volunteering logit of each candidate row (float64), as :func:`run`'s numpy code
     made it.
 
-    The norm is ``float32(share)`` of the own household with ``share`` from
-    :func:`_household_share`. ``c`` holds the coefficients with numpy's dtypes: the float32
+    The norm is ``float32(share)`` of the own household, ``share`` being the number of
+    candidates who were active last week over the number of candidates, both summed over the
+    own and the neighbouring households (0 where there are none). ``c`` holds the coefficients with numpy's dtypes: the float32
     terms (intercept, altruism, incentive, credit x trust, norm) are summed in float32; the
     party term (a Python float times a bool column) is float64 and from there on the sum is
     float64, with the opportunity-cost and burnout products in float32.
