@@ -16,7 +16,9 @@ so that a compiled process gives the same numbers, to the bit, as the array code
   numpy's vectorised ``exp`` and the C library's need not agree in the last bit.
 
 Kernels are compiled on first use and cached on disk beside the module (numba's
-``cache=True``), so only the first run on a machine pays the compilation (seconds).
+``cache=True``), so only the first run on a machine pays the compilation (seconds). The
+cache of a kernel is renewed when its own source file changes, not when another file does:
+so a kernel calls only kernels of its own module.
 """
 
 from __future__ import annotations
