@@ -49,32 +49,33 @@ def _family_kernel(
       ``given = remaining[:, general] * covered`` in float32.
     """
     n = len(status)
-    n_lines = 0
-    for i in range(n):
-        n_lines = max(n_lines, lineage[i] + 1)
-        if lineage[i] < 0 or household[i] < 0 or household[i] >= n_households:
-            raise ValueError("household or family line index out of range")
-    # per household and line, over all persons, without branches on their data
-    household_capacity = np.zeros(n_households, dtype=np.float64)
-    household_adults = np.zeros(n_households, dtype=np.int64)
-    line_adults = np.zeros(n_lines, dtype=np.int64)
-    for i in range(n):
+    lowest, highest_household, highest_line = 0, -1, -1
+    for i in range(n):  # minimum and maximum only (a vectorised loop), checked after it
+        lowest = min(lowest, household[i], lineage[i])
+        highest_household = max(highest_household, household[i])
+        highest_line = max(highest_line, lineage[i])
+    if lowest < 0 or highest_household >= n_households:
+        raise ValueError("household or family line index out of range")
+    n_lines = highest_line + 1  # as np.bincount(lineage) counts them
+    # per household (capacity, working-age adults, need) and per line (working-age adults,
+    # need, nearby capacity, elders), side by side: one cache line per household or line;
+    # counts are whole float64 numbers, as np.bincount of a mask gives
+    households = np.zeros((n_households, 3), dtype=np.float64)
+    lines = np.zeros((n_lines, 4), dtype=np.float64)
+    for i in range(n):  # without branches on the person's data
         resident = status[i] == RESIDENT
         elder = age[i] >= ELDER_AGE
         working_age = resident & ~elder & (age[i] >= 18.0)
         healthy_elder = resident & elder & (care_level[i] <= 1)
         hours = adult_hours if working_age else (spouse_hours if healthy_elder else np.float32(0.0))
-        household_capacity[household[i]] += np.float64(hours)
-        household_adults[household[i]] += working_age
-        line_adults[lineage[i]] += working_age
+        h = household[i]
+        households[h, 0] += np.float64(hours)
+        households[h, 1] += working_age
+        lines[lineage[i], 0] += working_age
 
-    # per household and line, over the elders (in elder order)
+    # over the elders, in elder order
     n_elders = len(elders)
     need = np.empty(n_elders, dtype=np.float64)
-    household_need = np.zeros(n_households, dtype=np.float64)
-    line_need = np.zeros(n_lines, dtype=np.float64)
-    line_capacity = np.zeros(n_lines, dtype=np.float64)
-    line_elders = np.zeros(n_lines, dtype=np.int64)
     for j in range(n_elders):
         i = elders[j]
         h, line = household[i], lineage[i]
@@ -82,11 +83,11 @@ def _family_kernel(
         for k in range(1, len(general)):
             total += remaining[j, general[k]]
         need[j] = np.float64(total)
-        household_need[h] += need[j]
-        line_need[line] += need[j]
-        nearby_adults = max(line_adults[line] - household_adults[h], 0)
-        line_capacity[line] += np.float64(nearby_adults) * nearby_hours
-        line_elders[line] += 1
+        households[h, 2] += need[j]
+        lines[line, 1] += need[j]
+        nearby_adults = lines[line, 0] - households[h, 1]
+        lines[line, 2] += (nearby_adults if nearby_adults > 0.0 else 0.0) * nearby_hours
+        lines[line, 3] += 1.0
 
     given_total = np.empty(n_elders, dtype=np.float32)
     for j in range(n_elders):
@@ -94,19 +95,14 @@ def _family_kernel(
         h, line = household[i], lineage[i]
         healthy_elder = (status[i] == RESIDENT) & (age[i] >= ELDER_AGE) & (care_level[i] <= 1)
         own = np.float64(spouse_hours if healthy_elder else np.float32(0.0))
-        others = household_capacity[h] - own
+        others = households[h, 0] - own
         if others < 0.0:
             others = 0.0
-        coresident = others * need[j] / household_need[h] if household_need[h] > 0 else 0.0
-        per_line = line_capacity[line] / np.float64(max(line_elders[line], 1))
-        nearby = per_line * need[j] / line_need[line] if line_need[line] > 0 else 0.0
+        coresident = others * need[j] / households[h, 2] if households[h, 2] > 0 else 0.0
+        per_line = lines[line, 2] / max(lines[line, 3], 1.0)
+        nearby = per_line * need[j] / lines[line, 1] if lines[line, 1] > 0 else 0.0
         capacity = coresident + nearby
-        covered = 0.0
-        if need[j] > 0:
-            covered = capacity / need[j]
-            if covered > 1.0:
-                covered = 1.0
-        covered32 = np.float32(covered)
+        covered32 = np.float32(min(capacity / need[j], 1.0) if need[j] > 0 else 0.0)
         total = np.float32(0.0)
         for k in range(len(general)):
             g = remaining[j, general[k]]

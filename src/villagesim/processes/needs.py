@@ -42,11 +42,11 @@ def _needs_kernel(
     n = len(status)
     rows = np.empty(n, dtype=np.int64)
     n_elders = 0
+    need_hours[:] = 0
+    unmet_hours[:] = 0
     for i in range(n):  # no branch on the person's data
         rows[n_elders] = i
         n_elders += (status[i] == RESIDENT) & (age[i] >= ELDER_AGE)
-        need_hours[i] = 0
-        unmet_hours[i] = 0
     elders = rows[:n_elders].copy()
     alone = np.empty(n_elders, dtype=np.bool_)
     need = np.empty((n_elders, 4), dtype=np.float32)
