@@ -89,24 +89,32 @@ def _family_kernel(
         lines[line, 2] += (nearby_adults if nearby_adults > 0.0 else 0.0) * nearby_hours
         lines[line, 3] += 1.0
 
-    given_total = np.empty(n_elders, dtype=np.float32)
+    # gathered per elder, then the shares in a loop of arithmetic alone (the compiler
+    # vectorises it; its four divisions per elder are most of the cost)
+    others = np.empty(n_elders, dtype=np.float64)
+    household_need = np.empty(n_elders, dtype=np.float64)
+    line_capacity = np.empty(n_elders, dtype=np.float64)
+    line_need = np.empty(n_elders, dtype=np.float64)
     for j in range(n_elders):
         i = elders[j]
         h, line = household[i], lineage[i]
         healthy_elder = (status[i] == RESIDENT) & (age[i] >= ELDER_AGE) & (care_level[i] <= 1)
-        own = np.float64(spouse_hours if healthy_elder else np.float32(0.0))
-        others = households[h, 0] - own
-        if others < 0.0:
-            others = 0.0
-        coresident = others * need[j] / households[h, 2] if households[h, 2] > 0 else 0.0
-        per_line = lines[line, 2] / max(lines[line, 3], 1.0)
-        nearby = per_line * need[j] / lines[line, 1] if lines[line, 1] > 0 else 0.0
-        capacity = coresident + nearby
-        covered32 = np.float32(min(capacity / need[j], 1.0) if need[j] > 0 else 0.0)
+        others[j] = households[h, 0] - np.float64(spouse_hours if healthy_elder else np.float32(0.0))
+        household_need[j] = households[h, 2]
+        line_capacity[j] = lines[line, 2] / max(lines[line, 3], 1.0)
+        line_need[j] = lines[line, 1]
+    covered = np.empty(n_elders, dtype=np.float32)
+    for j in range(n_elders):
+        o = 0.0 if others[j] < 0.0 else others[j]  # np.maximum(others, 0.0)
+        coresident = o * need[j] / household_need[j] if household_need[j] > 0 else 0.0
+        nearby = line_capacity[j] * need[j] / line_need[j] if line_need[j] > 0 else 0.0
+        covered[j] = np.float32(min((coresident + nearby) / need[j], 1.0) if need[j] > 0 else 0.0)
+    given_total = np.empty(n_elders, dtype=np.float32)
+    for j in range(n_elders):
         total = np.float32(0.0)
         for k in range(len(general)):
             g = remaining[j, general[k]]
-            given = g * covered32
+            given = g * covered[j]
             remaining[j, general[k]] = g - given
             total = given if k == 0 else total + given
         given_total[j] = total
