@@ -57,25 +57,28 @@ def _family_kernel(
     if lowest < 0 or highest_household >= n_households:
         raise ValueError("household or family line index out of range")
     n_lines = highest_line + 1  # as np.bincount(lineage) counts them
-    # per household (capacity, working-age adults, need) and per line (working-age adults,
-    # need, nearby capacity, elders), side by side: one cache line per household or line;
-    # counts are whole float64 numbers, as np.bincount of a mask gives
-    households = np.zeros((n_households, 3), dtype=np.float64)
-    lines = np.zeros((n_lines, 4), dtype=np.float64)
-    for i in range(n):  # without branches on the person's data
+    # per household and line, over all persons, without branches on their data; adults are
+    # counted in int32 (the whole numbers np.bincount of a mask gives, in less memory)
+    household_capacity = np.zeros(n_households, dtype=np.float64)
+    household_adults = np.zeros(n_households, dtype=np.int32)
+    line_adults = np.zeros(n_lines, dtype=np.int32)
+    for i in range(n):
         resident = status[i] == RESIDENT
         elder = age[i] >= ELDER_AGE
         working_age = resident & ~elder & (age[i] >= 18.0)
         healthy_elder = resident & elder & (care_level[i] <= 1)
         hours = adult_hours if working_age else (spouse_hours if healthy_elder else np.float32(0.0))
-        h = household[i]
-        households[h, 0] += np.float64(hours)
-        households[h, 1] += working_age
-        lines[lineage[i], 0] += working_age
+        household_capacity[household[i]] += np.float64(hours)
+        household_adults[household[i]] += working_age
+        line_adults[lineage[i]] += working_age
 
-    # over the elders, in elder order
+    # per household and line, over the elders (in elder order)
     n_elders = len(elders)
     need = np.empty(n_elders, dtype=np.float64)
+    household_need = np.zeros(n_households, dtype=np.float64)
+    line_need = np.zeros(n_lines, dtype=np.float64)
+    line_capacity = np.zeros(n_lines, dtype=np.float64)
+    line_elders = np.zeros(n_lines, dtype=np.int32)
     for j in range(n_elders):
         i = elders[j]
         h, line = household[i], lineage[i]
@@ -83,31 +86,32 @@ def _family_kernel(
         for k in range(1, len(general)):
             total += remaining[j, general[k]]
         need[j] = np.float64(total)
-        households[h, 2] += need[j]
-        lines[line, 1] += need[j]
-        nearby_adults = lines[line, 0] - households[h, 1]
-        lines[line, 2] += (nearby_adults if nearby_adults > 0.0 else 0.0) * nearby_hours
-        lines[line, 3] += 1.0
+        household_need[h] += need[j]
+        line_need[line] += need[j]
+        nearby_adults = max(line_adults[line] - household_adults[h], 0)
+        line_capacity[line] += np.float64(nearby_adults) * nearby_hours
+        line_elders[line] += 1
 
     # gathered per elder, then the shares in a loop of arithmetic alone (the compiler
     # vectorises it; its four divisions per elder are most of the cost)
     others = np.empty(n_elders, dtype=np.float64)
-    household_need = np.empty(n_elders, dtype=np.float64)
-    line_capacity = np.empty(n_elders, dtype=np.float64)
-    line_need = np.empty(n_elders, dtype=np.float64)
+    own_household_need = np.empty(n_elders, dtype=np.float64)
+    per_line = np.empty(n_elders, dtype=np.float64)
+    own_line_need = np.empty(n_elders, dtype=np.float64)
     for j in range(n_elders):
         i = elders[j]
         h, line = household[i], lineage[i]
         healthy_elder = (status[i] == RESIDENT) & (age[i] >= ELDER_AGE) & (care_level[i] <= 1)
-        others[j] = households[h, 0] - np.float64(spouse_hours if healthy_elder else np.float32(0.0))
-        household_need[j] = households[h, 2]
-        line_capacity[j] = lines[line, 2] / max(lines[line, 3], 1.0)
-        line_need[j] = lines[line, 1]
+        others[j] = household_capacity[h] - np.float64(spouse_hours if healthy_elder else np.float32(0.0))
+        own_household_need[j] = household_need[h]
+        # a line's capacity counted once per line, not once per elder of it
+        per_line[j] = line_capacity[line] / np.float64(max(line_elders[line], 1))
+        own_line_need[j] = line_need[line]
     covered = np.empty(n_elders, dtype=np.float32)
     for j in range(n_elders):
         o = 0.0 if others[j] < 0.0 else others[j]  # np.maximum(others, 0.0)
-        coresident = o * need[j] / household_need[j] if household_need[j] > 0 else 0.0
-        nearby = line_capacity[j] * need[j] / line_need[j] if line_need[j] > 0 else 0.0
+        coresident = o * need[j] / own_household_need[j] if own_household_need[j] > 0 else 0.0
+        nearby = per_line[j] * need[j] / own_line_need[j] if own_line_need[j] > 0 else 0.0
         covered[j] = np.float32(min((coresident + nearby) / need[j], 1.0) if need[j] > 0 else 0.0)
     given_total = np.empty(n_elders, dtype=np.float32)
     for j in range(n_elders):
