@@ -17,55 +17,121 @@ from __future__ import annotations
 
 import numpy as np
 
+from villagesim.jit import njit
 from villagesim.population import ELDER_AGE, RESIDENT, World
-from villagesim.processes.week import GENERAL_KINDS, Week, row_total
+from villagesim.processes.week import GENERAL_KINDS, Week
 from villagesim.schema import Scenario
 
 NAME = "family"
+_GENERAL = np.asarray(GENERAL_KINDS, dtype=np.int64)
+
+
+@njit
+def _family_kernel(
+    status, age, care_level, household, lineage, elders, remaining, general,
+    adult_hours, spouse_hours, nearby_hours, n_households,
+):  # fmt: skip
+    """Hours of general care family covers per elder; takes them off ``remaining`` in place.
+
+    Returns the hours given per elder (float32), the numbers of the array code it replaced:
+
+    * carers are resident working-age adults (``18 <= age < 60``, ``adult_hours`` each) and
+      resident elders at care level 0-1 (``spouse_hours``); a household's capacity is
+      ``np.bincount(household[carers], weights=hours)`` (float64, summed in row order);
+    * ``need = row_total(remaining[:, general]).astype(np.float64)``, summed per household and
+      per family line in elder order; the co-resident share of an elder is
+      ``max(capacity - own, 0) * need / household_need`` (``own``: ``spouse_hours`` for an
+      elder at level 0-1, a float32);
+    * working-age adults of the line outside the household:
+      ``max(line_adults - household_adults, 0)`` (whole numbers), times ``nearby_hours``
+      summed per line over its elders, divided by the line's elder count, shared by need;
+    * ``covered = float32(min(1, (coresident + nearby) / need))`` (0 without need), and
+      ``given = remaining[:, general] * covered`` in float32.
+    """
+    n = len(status)
+    lowest, highest_household, highest_line = 0, -1, -1
+    for i in range(n):  # minimum and maximum only (a vectorised loop), checked after it
+        lowest = min(lowest, household[i], lineage[i])
+        highest_household = max(highest_household, household[i])
+        highest_line = max(highest_line, lineage[i])
+    if lowest < 0 or highest_household >= n_households:
+        raise ValueError("household or family line index out of range")
+    n_lines = highest_line + 1  # as np.bincount(lineage) counts them
+    # per household and line, over all persons, without branches on their data; adults are
+    # counted in int32 (the whole numbers np.bincount of a mask gives, in less memory)
+    household_capacity = np.zeros(n_households, dtype=np.float64)
+    household_adults = np.zeros(n_households, dtype=np.int32)
+    line_adults = np.zeros(n_lines, dtype=np.int32)
+    for i in range(n):
+        resident = status[i] == RESIDENT
+        elder = age[i] >= ELDER_AGE
+        working_age = resident & ~elder & (age[i] >= 18.0)
+        healthy_elder = resident & elder & (care_level[i] <= 1)
+        hours = adult_hours if working_age else (spouse_hours if healthy_elder else np.float32(0.0))
+        household_capacity[household[i]] += np.float64(hours)
+        household_adults[household[i]] += working_age
+        line_adults[lineage[i]] += working_age
+
+    # per household and line, over the elders (in elder order)
+    n_elders = len(elders)
+    need = np.empty(n_elders, dtype=np.float64)
+    household_need = np.zeros(n_households, dtype=np.float64)
+    line_need = np.zeros(n_lines, dtype=np.float64)
+    line_capacity = np.zeros(n_lines, dtype=np.float64)
+    line_elders = np.zeros(n_lines, dtype=np.int32)
+    for j in range(n_elders):
+        i = elders[j]
+        h, line = household[i], lineage[i]
+        total = remaining[j, general[0]]
+        for k in range(1, len(general)):
+            total += remaining[j, general[k]]
+        need[j] = np.float64(total)
+        household_need[h] += need[j]
+        line_need[line] += need[j]
+        nearby_adults = max(line_adults[line] - household_adults[h], 0)
+        line_capacity[line] += np.float64(nearby_adults) * nearby_hours
+        line_elders[line] += 1
+
+    # gathered per elder, then the shares in a loop of arithmetic alone (the compiler
+    # vectorises it; its four divisions per elder are most of the cost)
+    others = np.empty(n_elders, dtype=np.float64)
+    own_household_need = np.empty(n_elders, dtype=np.float64)
+    per_line = np.empty(n_elders, dtype=np.float64)
+    own_line_need = np.empty(n_elders, dtype=np.float64)
+    for j in range(n_elders):
+        i = elders[j]
+        h, line = household[i], lineage[i]
+        healthy_elder = (status[i] == RESIDENT) & (age[i] >= ELDER_AGE) & (care_level[i] <= 1)
+        others[j] = household_capacity[h] - np.float64(spouse_hours if healthy_elder else np.float32(0.0))
+        own_household_need[j] = household_need[h]
+        # a line's capacity counted once per line, not once per elder of it
+        per_line[j] = line_capacity[line] / np.float64(max(line_elders[line], 1))
+        own_line_need[j] = line_need[line]
+    covered = np.empty(n_elders, dtype=np.float32)
+    for j in range(n_elders):
+        o = 0.0 if others[j] < 0.0 else others[j]  # np.maximum(others, 0.0)
+        coresident = o * need[j] / own_household_need[j] if own_household_need[j] > 0 else 0.0
+        nearby = per_line[j] * need[j] / own_line_need[j] if own_line_need[j] > 0 else 0.0
+        covered[j] = np.float32(min((coresident + nearby) / need[j], 1.0) if need[j] > 0 else 0.0)
+    given_total = np.empty(n_elders, dtype=np.float32)
+    for j in range(n_elders):
+        total = np.float32(0.0)
+        for k in range(len(general)):
+            g = remaining[j, general[k]]
+            given = g * covered[j]
+            remaining[j, general[k]] = g - given
+            total = given if k == 0 else total + given
+        given_total[j] = total
+    return given_total
 
 
 def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) -> None:
     del rng  # deterministic
     p = world.persons
     c = scenario.care
-    elders = week.elders
-    resident = p.status == RESIDENT
-    is_elder = p.age >= ELDER_AGE
-    working_age = resident & ~is_elder & (p.age >= 18)
-    healthy_elder = resident & is_elder & (p.care_level <= 1)
-
-    # only carers contribute: sums run over their rows (in row order, so the same numbers)
-    carers = np.flatnonzero(working_age | healthy_elder)
-    carer_hours = np.where(working_age[carers], np.float32(c.coresident_adult_care_hours), np.float32(c.spouse_care_hours))
-    n_hh = len(world.households)
-    hh_capacity = np.bincount(p.household[carers], weights=carer_hours, minlength=n_hh)
-    own_contribution = np.where(healthy_elder[elders], np.float32(c.spouse_care_hours), np.float32(0))
-
-    general = week.remaining[:, GENERAL_KINDS]
-    need = row_total(general).astype(np.float64)
-    hh = p.household[elders]
-    hh_need = np.bincount(hh, weights=need, minlength=n_hh)
-    others = np.maximum(hh_capacity[hh] - own_contribution, 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        coresident = np.where(hh_need[hh] > 0, others * need / hh_need[hh], 0.0)
-
-    # adult children of the same family line living elsewhere in the village
-    n_lin = int(p.lineage.max()) + 1 if len(p) else 0
-    lin_adults = np.bincount(p.lineage, weights=working_age, minlength=n_lin)
-    hh_adults = np.bincount(p.household, weights=working_age, minlength=n_hh)
-    lineage = p.lineage[elders]
-    nearby_adults = np.maximum(lin_adults[lineage] - hh_adults[hh], 0.0)
-    lin_need = np.bincount(lineage, weights=need, minlength=n_lin)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lin_capacity = np.bincount(lineage, weights=nearby_adults * c.nearby_child_care_hours, minlength=n_lin)
-        # capacity of a line counted once per line, not once per elder of it
-        per_elder_lines = np.bincount(lineage, minlength=n_lin)
-        lin_capacity = lin_capacity / np.maximum(per_elder_lines, 1)
-        nearby = np.where(lin_need[lineage] > 0, lin_capacity[lineage] * need / lin_need[lineage], 0.0)
-
-    capacity = coresident + nearby
-    with np.errstate(divide="ignore", invalid="ignore"):
-        covered = np.where(need > 0, np.minimum(1.0, capacity / need), 0.0).astype(np.float32)
-    given = general * covered[:, None]
-    week.remaining[:, GENERAL_KINDS] = general - given
-    week.add_met("family", row_total(given))
+    given = _family_kernel(
+        p.status, p.age, p.care_level, p.household, p.lineage, week.elders, week.remaining, _GENERAL,
+        np.float32(c.coresident_adult_care_hours), np.float32(c.spouse_care_hours),
+        float(c.nearby_child_care_hours), len(world.households),
+    )  # fmt: skip
+    week.add_met("family", given)
