@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/run_all.py            # full set (about 5 minutes on one core)
+    python benchmarks/run_all.py            # full set (about 8 minutes on one core)
     python benchmarks/run_all.py --quick    # fewer steps, for a smoke test
 
 Each measurement is a fresh ``python benchmarks/bench.py ...`` process (so that its peak
@@ -63,10 +63,12 @@ def machine() -> str:
                 break
     except OSError:
         pass
+    import numba
     import numpy
     import scipy
 
-    return f"{cpu}; Python {platform.python_version()}, numpy {numpy.__version__}, scipy {scipy.__version__}; one core"
+    versions = f"numpy {numpy.__version__}, scipy {scipy.__version__}, numba {numba.__version__}"
+    return f"{cpu}; Python {platform.python_version()}, {versions}; one core"
 
 
 def main() -> None:
@@ -87,7 +89,7 @@ def main() -> None:
     for villages, steps in ((10, 520), (100, 104), (1000, 520)):
         runs["headline"].append(bench("vectorised", 26 if q else steps, {"population.villages": villages}))
     # the two engines on the same scenarios (money and institutions inert: what the reference models)
-    for villages, steps_ref, steps_vec in ((10, 52, 520), (100, 5, 104)):
+    for villages, steps_ref, steps_vec in ((10, 104, 520), (100, 5, 104)):
         sets = {"population.villages": villages}
         runs["versus_reference"].append(bench("reference", 3 if q else steps_ref, sets))
         runs["versus_reference"].append(bench("vectorised", 26 if q else steps_vec, sets, inert=True))
