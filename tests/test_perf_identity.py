@@ -11,12 +11,21 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from conftest import SCENARIOS
 from villagesim.metrics import COLUMNS, RATIO_COLUMNS, SUM_COLUMNS, SUM_WITH_HIDDEN, with_ratios
 from villagesim.model import VillageModel
+from villagesim.processes import facilities
 from villagesim.processes.matching import _exclusive_groupsum
 from villagesim.processes.week import neighbour_count_sum, rank_within
 from villagesim.rng import Streams, substream
+from villagesim.scenario import load_scenario
 from villagesim.schema import Scenario
+
+
+def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal arrays of the same dtype, bit for bit (so 0.0 and -0.0 differ, nan equals itself)."""
+    a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
 
 
 def _symmetric_graph(n: int, seed: int) -> sp.csr_matrix:
@@ -99,3 +108,37 @@ def test_collector_rows_are_the_recorded_outputs() -> None:
     ts = model.timeseries()
     assert list(collected.columns) == COLUMNS
     assert np.array_equal(collected.to_numpy(), ts[COLUMNS].to_numpy())
+
+
+def test_facility_service_equals_the_plain_formula(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each week's compiled service (distances kept from earlier weeks) gives the numbers of
+    :func:`facilities.serve_plain` on the same draw, while facilities are built and staffed."""
+    s = load_scenario(SCENARIOS / "prefecture.toml").scenario.with_overrides({"population.villages": 6})
+    # few funds and restless managers: facilities start and stop operating, more are built after a year
+    s = s.with_overrides({"policy.budget": 300000.0, "facilities.manager_quit_rate": 5.0})
+    compiled = facilities.serve
+    weeks_served = []
+
+    def serve_both(world, scenario, rng, week):
+        fac = world.institutions.facilities
+        state, remaining, year = rng.bit_generator.state, week.remaining.copy(), fac.hours_served_year.copy()
+        given = compiled(world, scenario, rng, week)
+        if fac.operating.any() and len(week.elders):
+            after, hours = week.remaining, fac.hours_served
+            redraw = np.random.Generator(np.random.PCG64())
+            redraw.bit_generator.state = state
+            u = redraw.random(len(world.persons), dtype=np.float32)
+            week.remaining, fac.hours_served = remaining, np.zeros(len(fac))
+            plain = facilities.serve_plain(world, scenario, u, week)
+            assert _same_bits(given, plain)
+            assert _same_bits(after, week.remaining)
+            assert _same_bits(hours, fac.hours_served)
+            assert _same_bits(fac.hours_served_year, year + hours)
+            weeks_served.append(int(fac.operating.sum()))
+        return given
+
+    monkeypatch.setattr(facilities, "serve", serve_both)
+    model = VillageModel(s, steps=60)
+    for _ in range(60):
+        model.step()
+    assert len(weeks_served) > 30 and len(set(weeks_served)) > 5
