@@ -7,12 +7,23 @@ straightforward computation it replaces; the tolerance is zero.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
 from conftest import SCENARIOS
-from villagesim.metrics import COLUMNS, RATIO_COLUMNS, SUM_COLUMNS, SUM_WITH_HIDDEN, with_ratios
+from villagesim.metrics import (
+    COLUMNS,
+    RATIO_COLUMNS,
+    SUM_COLUMNS,
+    SUM_WITH_HIDDEN,
+    _pairwise_sum,
+    village_sums,
+    village_sums_plain,
+    with_ratios,
+)
 from villagesim.model import VillageModel
 from villagesim.processes import facilities
 from villagesim.processes.matching import _exclusive_groupsum
@@ -142,3 +153,40 @@ def test_facility_service_equals_the_plain_formula(monkeypatch: pytest.MonkeyPat
     for _ in range(60):
         model.step()
     assert len(weeks_served) > 30 and len(set(weeks_served)) > 5
+
+
+def test_pairwise_sum_is_numpys_summation_order() -> None:
+    rng = np.random.default_rng(6)
+    lengths = np.array([*range(1, 300), 511, 1000, 1031, 4096, 8191, 8192, 8193, 20000] * 2)
+    rng.shuffle(lengths)
+    values = (rng.random(lengths.sum()) * 10 ** rng.uniform(-4, 4, lengths.sum())).astype(np.float32)
+    values[rng.random(len(values)) < 0.2] *= -1
+    at = np.r_[0, np.cumsum(lengths)[:-1]]
+    wide = values.astype(np.float64)
+    got = [wide[a] + _pairwise_sum(wide, a + 1, n - 1) for a, n in zip(at, lengths, strict=True)]
+    assert _same_bits(np.array(got), np.add.reduceat(values, at, dtype=np.float64))
+
+
+def _without_villages(week, village: np.ndarray, gone: list[int]):
+    """The week with the elders of villages ``gone`` left out."""
+    keep = ~np.isin(village, gone)
+    per_elder = ("elders", "alone", "need", "remaining", "asked", "requested_hours", "matched", "handled")
+    return dataclasses.replace(
+        week, **{f: getattr(week, f)[keep] for f in per_elder}, met={k: v[keep] for k, v in week.met.items()}
+    )
+
+
+def test_village_sums_equal_the_array_formulation() -> None:
+    s = load_scenario(SCENARIOS / "prefecture.toml").scenario.with_overrides({"population.villages": 6})
+    model = VillageModel(s, steps=20)
+    for _ in range(20):
+        model.step()
+        week = model.week
+        assert _same_bits(village_sums(model.world, week, week.extra), village_sums_plain(model.world, week, week.extra))
+    # villages without elders: first, middle, last ones (np.add.reduceat's cuts, kept as they were)
+    village = model.world.persons.village[week.elders]
+    for gone in ([0], [2], [5], [4, 5], [0, 2, 3, 5], [0, 1, 2, 3, 4]):
+        sub = _without_villages(week, village, gone)
+        assert _same_bits(village_sums(model.world, sub), village_sums_plain(model.world, sub))
+    none = _without_villages(week, village, list(range(6)))
+    assert _same_bits(village_sums(model.world, none), village_sums_plain(model.world, none))

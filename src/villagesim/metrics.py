@@ -10,6 +10,11 @@ Two kinds of column:
 Columns a later feature fills (``time_bank_*``, ``facilities_*``, ``spend_*``) are present
 from the start and zero until that feature runs; a process reports them through
 ``Week``-level ``extra`` sums (see :func:`village_sums`).
+
+The per-village sums of a step are two compiled passes (:mod:`villagesim.jit`), one over
+the persons and one over the elders, that give the numbers of the array formulation
+:func:`village_sums_plain` to the bit (its ``np.add.reduceat`` sums are reproduced with
+numpy's own pairwise summation order).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import weakref
 
 import numpy as np
 
+from villagesim.jit import njit
 from villagesim.population import AWAY, RESIDENT, World
 from villagesim.processes.week import KINDS, SOURCES, Week, row_total
 
@@ -141,8 +147,325 @@ def _person_layout(village: np.ndarray, n_v: int) -> tuple[np.ndarray, bool]:
     return starts, contiguous
 
 
+@njit
+def _pairwise_sum(a, lo, n):
+    """``a[lo:lo + n]`` summed in numpy's pairwise order (float64).
+
+    The order of numpy's ``pairwise_sum`` (``loops_utils.h``), which its add reductions and
+    ``np.add.reduceat`` use for each run of values: fewer than 8 values left to right from
+    -0.0; up to 128 in 8 interleaved partial sums, combined as
+    ``((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))``, then the rest left to right;
+    more than 128 split in two halves (the first a multiple of 8 long), each summed so.
+    """
+    if n < 8:
+        res = -0.0
+        for i in range(n):
+            res += a[lo + i]
+        return res
+    if n <= 128:
+        r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+        r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+        i = 8
+        while i < n - n % 8:
+            r0 += a[lo + i]
+            r1 += a[lo + i + 1]
+            r2 += a[lo + i + 2]
+            r3 += a[lo + i + 3]
+            r4 += a[lo + i + 4]
+            r5 += a[lo + i + 5]
+            r6 += a[lo + i + 6]
+            r7 += a[lo + i + 7]
+            i += 8
+        res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+        while i < n:
+            res += a[lo + i]
+            i += 1
+        return res
+    half = n // 2
+    half -= half % 8
+    return _pairwise_sum(a, lo, half) + _pairwise_sum(a, lo + half, n - half)
+
+
+@njit
+def _person_sums(
+    out,
+    columns,
+    starts,
+    village,
+    status,
+    resident,
+    away,
+    candidates,
+    active,
+    emergency,
+    late,
+    died,
+    left,
+    returned,
+    served_hours,
+    answer_hours,
+):
+    """Person counts and hours per village into ``out`` (villages x sum columns).
+
+    ``columns`` gives the out columns of: residents, away, volunteer candidates, active
+    volunteers, emergencies, late emergencies, deaths, outmigrations, returns (counts over
+    the contiguous rows ``starts[v]:starts[v + 1]`` of each village, as ``np.add.reduceat``
+    of the masks), then volunteer hours (``served_hours`` where positive) and the hours to
+    answer emergencies, summed in float64 in row order by ``village`` as ``np.bincount``.
+    Returns False, having written nothing, if a row's village is not one of ``out``'s rows
+    (``np.bincount`` would have made a longer array).
+    """
+    n_v = out.shape[0]
+    n = len(village)
+    volunteer_hours = np.zeros(n_v, dtype=np.float64)
+    answer = np.zeros(n_v, dtype=np.float64)
+    for r in range(n):
+        v = village[r]
+        if v < 0 or v >= n_v:
+            return False
+        if served_hours[r] > 0:
+            volunteer_hours[v] += np.float64(served_hours[r])
+        if emergency[r]:
+            answer[v] += np.float64(answer_hours[r])
+    for v in range(n_v):
+        lo = starts[v]
+        hi = starts[v + 1] if v + 1 < n_v else n
+        c0 = c1 = c2 = c3 = c4 = c5 = c6 = c7 = c8 = 0
+        for r in range(lo, hi):
+            c0 += status[r] == resident
+            c1 += status[r] == away
+            c2 += candidates[r]
+            c3 += active[r]
+            c4 += emergency[r]
+            c5 += late[r]
+            c6 += died[r]
+            c7 += left[r]
+            c8 += returned[r]
+        out[v, columns[0]] = c0
+        out[v, columns[1]] = c1
+        out[v, columns[2]] = c2
+        out[v, columns[3]] = c3
+        out[v, columns[4]] = c4
+        out[v, columns[5]] = c5
+        out[v, columns[6]] = c6
+        out[v, columns[7]] = c7
+        out[v, columns[8]] = c8
+    for v in range(n_v):
+        out[v, columns[9]] = volunteer_hours[v]
+        out[v, columns[10]] = answer[v]
+    return True
+
+
+_PERSON_COLUMNS = np.array(
+    [
+        _INDEX[c]
+        for c in (
+            "residents",
+            "away",
+            "volunteer_candidates",
+            "active_volunteers",
+            "emergencies",
+            "emergencies_late",
+            "deaths",
+            "outmigrations",
+            "returns",
+            "volunteer_hours",
+            "_answer_hours_sum",
+        )
+    ],
+    dtype=np.int64,
+)
+
+_ELDER_COLUMNS = np.array(
+    [
+        _INDEX[c]
+        for c in (
+            "elders_alone",
+            "disabled_elders",
+            "need_hours",
+            *[f"need_{k}" for k in KINDS],
+            *[f"met_hours_{s}" for s in SOURCES],
+            "_met_hours_services",
+            "unmet_hours",
+            "hidden_need_hours",
+            "elders_with_unmet_need",
+            "requests",
+            "handled_requests",
+            "matched_requests",
+            "need_hours_alone",
+            "unmet_hours_alone",
+            "_trust_sum",
+            "_awareness_sum",
+            "_satisfaction_sum",
+        )
+    ],
+    dtype=np.int64,
+)
+
+
+@njit
+def _elder_sums(
+    out,
+    columns,
+    elders_column,
+    elders,
+    village,
+    alone,
+    care_level,
+    need,
+    remaining,
+    met,
+    asked,
+    handled,
+    matched,
+    trust,
+    awareness,
+    satisfaction,
+    unmet_floor,
+):
+    """Elder sums per village into ``out`` (villages x sum columns), as
+    :func:`village_sums_plain` computes them for persons stored by village.
+
+    Each elder's values, in the order of ``columns`` (``_ELDER_COLUMNS``): alone,
+    ``care_level >= 1``, total need (left to right over the kinds, in ``need``'s dtype, as
+    ``row_total``), need by kind, met hours by source (rows of ``met``, ``SOURCES``
+    order), met hours of the services (float64, from 0.0, sources after family in order),
+    unmet hours (``row_total(remaining)``), unmet where not asked, ``unmet > unmet_floor``,
+    asked, handled, matched, need and unmet where alone (products in the arrays' dtypes),
+    trust, awareness, satisfaction. Elders (rows sorted by village) are cut into the
+    segments ``np.add.reduceat(values, at, dtype=np.float64)`` sums, ``at`` being each
+    village's first elder (clipped to the last), and each segment is summed as numpy does:
+    its first value plus the pairwise sum of the rest; villages without elders get 0.
+    ``elders_column`` gets the number of elders. Returns False, having written nothing,
+    if the elders are not sorted by village.
+    """
+    n_v = out.shape[0]
+    n_e = len(elders)
+    for i in range(1, n_e):
+        if village[elders[i]] < village[elders[i - 1]]:
+            return False
+    # the first elder of each village (np.searchsorted on the sorted villages)
+    first = np.empty(n_v + 1, dtype=np.int64)
+    i = 0
+    for v in range(n_v):
+        while i < n_e and village[elders[i]] < v:
+            i += 1
+        first[v] = i
+    first[n_v] = n_e
+    n_values = len(columns)
+    values = np.empty((n_values, n_e), dtype=np.float64)
+    n_kinds = need.shape[1]
+    for i in range(n_e):
+        row = elders[i]
+        need_total = need[i, 0]
+        for k in range(1, n_kinds):
+            need_total += need[i, k]
+        unmet = remaining[i, 0]
+        for k in range(1, remaining.shape[1]):
+            unmet += remaining[i, k]
+        services = 0.0
+        for s in range(1, met.shape[0]):
+            services += np.float64(met[s, i])
+        values[0, i] = alone[i]
+        values[1, i] = care_level[row] >= 1
+        values[2, i] = need_total
+        for k in range(n_kinds):
+            values[3 + k, i] = need[i, k]
+        c = 3 + n_kinds
+        for s in range(met.shape[0]):
+            values[c + s, i] = met[s, i]
+        c += met.shape[0]
+        values[c, i] = services
+        values[c + 1, i] = unmet
+        values[c + 2, i] = unmet * np.float32(not asked[i])
+        values[c + 3, i] = unmet > unmet_floor
+        values[c + 4, i] = asked[i]
+        values[c + 5, i] = handled[i]
+        values[c + 6, i] = matched[i]
+        values[c + 7, i] = need_total * np.float32(alone[i])
+        values[c + 8, i] = unmet * np.float32(alone[i])
+        values[c + 9, i] = trust[row]
+        values[c + 10, i] = awareness[row]
+        values[c + 11, i] = satisfaction[row]
+    last = max(n_e - 1, 0)
+    for v in range(n_v):
+        out[v, elders_column] = first[v + 1] - first[v]
+        if first[v + 1] == first[v]:
+            for k in range(n_values):
+                out[v, columns[k]] = 0.0
+            continue
+        # reduceat's segment: from this village's first elder to the next village's
+        # (both clipped to the last elder), or to the end for the last village
+        lo = min(first[v], last)
+        hi = min(first[v + 1], last) if v + 1 < n_v else n_e
+        for k in range(n_values):
+            if hi - lo > 1:
+                out[v, columns[k]] = values[k, lo] + _pairwise_sum(values[k], lo + 1, hi - lo - 1)
+            else:
+                out[v, columns[k]] = values[k, lo]
+    return True
+
+
 def village_sums(world: World, week: Week, extra: dict[str, np.ndarray] | None = None) -> np.ndarray:
-    """Matrix (villages x sum columns incl. hidden ones) of this step's sums."""
+    """Matrix (villages x sum columns incl. hidden ones) of this step's sums.
+
+    Persons are stored sorted by village (rows never move, and build_world creates them
+    village by village), so a per-village sum is a sum over contiguous rows; where rows are
+    not so stored, :func:`village_sums_plain` does the work.
+    """
+    p = world.persons
+    n_v = week.n_villages
+    starts, contiguous = _person_layout(p.village, n_v)
+    out = None
+    if contiguous and len(week.elders) and week.need.ndim == 2 and week.remaining.ndim == 2:
+        out = np.zeros((n_v, len(SUM_WITH_HIDDEN)), dtype=np.float64)
+        done = _person_sums(
+            out,
+            _PERSON_COLUMNS,
+            starts,
+            p.village,
+            p.status,
+            RESIDENT,
+            AWAY,
+            week.candidates,
+            p.active,
+            week.emergency,
+            week.late,
+            week.died,
+            week.left,
+            week.returned,
+            p.served_hours,
+            week.answer_hours,
+        ) and _elder_sums(
+            out,
+            _ELDER_COLUMNS,
+            _INDEX["elders"],
+            week.elders,
+            p.village,
+            week.alone,
+            p.care_level,
+            week.need,
+            week.remaining,
+            np.array([week.met_of(s) for s in SOURCES]),
+            week.asked,
+            week.handled,
+            week.matched,
+            p.trust,
+            p.awareness,
+            p.satisfaction,
+            np.result_type(week.remaining.dtype, 0.01).type(0.01),
+        )
+        if not done:
+            out = None
+    if out is None:
+        out = village_sums_plain(world, week)
+    for name, values in (extra or {}).items():
+        out[:, _INDEX[name]] += values
+    return out
+
+
+def village_sums_plain(world: World, week: Week, extra: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """:func:`village_sums` as array code: a numpy call per column."""
     p = world.persons
     n_v = week.n_villages
     out = np.zeros((n_v, len(SUM_WITH_HIDDEN)), dtype=np.float64)
