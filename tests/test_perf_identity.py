@@ -28,7 +28,7 @@ from villagesim.model import VillageModel
 from villagesim.processes import facilities
 from villagesim.processes.matching import _exclusive_groupsum
 from villagesim.processes.week import neighbour_count_sum, rank_within
-from villagesim.rng import Streams, substream
+from villagesim.rng import Streams, generator, stream_key, substream
 from villagesim.scenario import load_scenario
 from villagesim.schema import Scenario
 
@@ -97,6 +97,32 @@ def test_lazy_stream_draws_the_numbers_of_the_stream() -> None:
     plain = streams.for_step("matching", 5)
     assert np.array_equal(lazy.random(10), plain.random(10))
     assert np.array_equal(substream(lazy, 2).random(5), substream(streams.for_step("matching", 5), 2).random(5))
+
+
+def test_streams_are_numpys_seed_sequence_streams() -> None:
+    """The cheaply built streams draw the numbers of ``Generator(PCG64(SeedSequence(...)))`` and
+    their seed sequence spawns and reports as numpy's."""
+    rng = np.random.default_rng(8)
+    keys = [(0, stream_key("demography"), 3), (2, 0, 0), (), (7,), (1, 2**32 + 5, 2**40, 9)]
+    keys += [
+        tuple(int(k) >> int(rng.integers(0, 32)) for k in rng.integers(0, 2**32, int(rng.integers(0, 6)))) for _ in range(300)
+    ]
+    for i, key in enumerate(keys):
+        seed = [0, 1, 42, 2**32, 2**64 + 3][i % 5] if i < 25 else int(rng.integers(0, 2**62))
+        sequence = np.random.SeedSequence(seed, spawn_key=key)
+        fast = generator(seed, key)
+        assert np.array_equal(fast.random(8), np.random.Generator(np.random.PCG64(sequence)).random(8)), (seed, key)
+    streams = Streams(11, replicate=3)
+    plain = np.random.SeedSequence(11, spawn_key=(3, stream_key("trust"), 40))
+    stream = streams.for_step("trust", 40)
+    assert stream.bit_generator.seed_seq.spawn_key == plain.spawn_key
+    assert np.array_equal(stream.bit_generator.seed_seq.pool, plain.pool)
+    for child, want in zip(stream.spawn(2), np.random.Generator(np.random.PCG64(plain)).spawn(2), strict=True):
+        assert np.array_equal(child.random(4), want.random(4))
+    named = np.random.Generator(np.random.PCG64(np.random.SeedSequence(11, spawn_key=(3, stream_key("population")))))
+    assert np.array_equal(streams.named("population").integers(0, 100, 20), named.integers(0, 100, 20))
+    with pytest.raises(ValueError):
+        streams.for_step("trust", -1)
 
 
 def test_group_helpers_match_repeat_formulas() -> None:
