@@ -23,6 +23,7 @@ from villagesim.metrics import (
     village_sums,
     village_sums_plain,
     with_ratios,
+    with_ratios_plain,
 )
 from villagesim.model import VillageModel
 from villagesim.processes import facilities
@@ -89,6 +90,13 @@ def test_with_ratios_matches_column_by_column() -> None:
             want = np.where(d > 0, n / np.where(d > 0, d, 1.0), empty)
         assert np.array_equal(got[:, len(SUM_COLUMNS) + k], want)
     assert np.array_equal(with_ratios(sums[0]), got[0])
+    # zero, negative, infinite and missing denominators and numerators: as the array code
+    odd = np.array([0.0, -0.0, -1.0, np.inf, -np.inf, np.nan, 1e-300, 3.0])
+    sums = rng.choice(odd, size=(40, len(SUM_WITH_HIDDEN)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        assert _same_bits(with_ratios(sums), with_ratios_plain(sums))
+        assert _same_bits(with_ratios(sums[3]), with_ratios_plain(sums[3]))
+        assert _same_bits(with_ratios(sums.astype(np.float32)), with_ratios_plain(sums.astype(np.float32)))
 
 
 def test_lazy_stream_draws_the_numbers_of_the_stream() -> None:

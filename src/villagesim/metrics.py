@@ -550,8 +550,32 @@ _RATIO_DEN = np.array([_INDEX[den] for _, den, _ in RATIO_COLUMNS.values()], dty
 _RATIO_EMPTY = np.array([empty for _, _, empty in RATIO_COLUMNS.values()], dtype=np.float64)
 
 
+@njit
+def _ratios_into(sums, out, num, den, empty):
+    """``out`` rows: the public sums of each row of ``sums``, then ``num / den`` per ratio
+    (float64 division; ``empty`` where the denominator is not positive), as
+    ``np.where(d > 0, n / np.where(d > 0, d, 1.0), empty)``."""
+    n_public = out.shape[1] - len(num)
+    for r in range(sums.shape[0]):
+        for c in range(n_public):
+            out[r, c] = sums[r, c]
+        for k in range(len(num)):
+            d = sums[r, den[k]]
+            out[r, n_public + k] = sums[r, num[k]] / d if d > 0 else empty[k]
+
+
 def with_ratios(sums: np.ndarray) -> np.ndarray:
     """Rows of sums (any leading shape, last axis = SUM_WITH_HIDDEN) -> rows of COLUMNS."""
+    if sums.dtype == np.float64 and sums.ndim in (1, 2) and sums.shape[-1] == len(SUM_WITH_HIDDEN):
+        rows = sums.reshape(-1, sums.shape[-1])
+        out = np.empty((rows.shape[0], len(COLUMNS)), dtype=np.float64)
+        _ratios_into(rows, out, _RATIO_NUM, _RATIO_DEN, _RATIO_EMPTY)
+        return out[0] if sums.ndim == 1 else out
+    return with_ratios_plain(sums)
+
+
+def with_ratios_plain(sums: np.ndarray) -> np.ndarray:
+    """:func:`with_ratios` as array code (any dtype and leading shape)."""
     n_public = len(SUM_COLUMNS)
     out = np.empty((*sums.shape[:-1], len(COLUMNS)), dtype=sums.dtype if np.issubdtype(sums.dtype, np.floating) else np.float64)
     out[..., :n_public] = sums[..., :n_public]
