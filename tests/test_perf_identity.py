@@ -19,6 +19,7 @@ from villagesim.metrics import (
     RATIO_COLUMNS,
     SUM_COLUMNS,
     SUM_WITH_HIDDEN,
+    _pairwise_scratch,
     _pairwise_sum,
     village_sums,
     village_sums_plain,
@@ -197,7 +198,8 @@ def test_pairwise_sum_is_numpys_summation_order() -> None:
     values[rng.random(len(values)) < 0.2] *= -1
     at = np.r_[0, np.cumsum(lengths)[:-1]]
     wide = values.astype(np.float64)
-    got = [wide[a] + _pairwise_sum(wide, a + 1, n - 1) for a, n in zip(at, lengths, strict=True)]
+    frames, partial = _pairwise_scratch()
+    got = [wide[a] + _pairwise_sum(wide, a + 1, n - 1, frames, partial) for a, n in zip(at, lengths, strict=True)]
     assert _same_bits(np.array(got), np.add.reduceat(values, at, dtype=np.float64))
 
 

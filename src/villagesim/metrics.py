@@ -148,42 +148,89 @@ def _person_layout(village: np.ndarray, n_v: int) -> tuple[np.ndarray, bool]:
 
 
 @njit
-def _pairwise_sum(a, lo, n):
-    """``a[lo:lo + n]`` summed in numpy's pairwise order (float64).
+def _block_sum(a, lo, n):
+    """numpy's ``pairwise_sum`` of ``a[lo:lo + n]`` (read as float64) for ``n <= 128`` (no split)."""
+    b = a[lo : lo + n]
+    if n < 8:
+        res = -0.0
+        for i in range(n):
+            res += np.float64(b[i])
+        return res
+    r0, r1, r2, r3 = np.float64(b[0]), np.float64(b[1]), np.float64(b[2]), np.float64(b[3])
+    r4, r5, r6, r7 = np.float64(b[4]), np.float64(b[5]), np.float64(b[6]), np.float64(b[7])
+    whole = n - n % 8
+    for i in range(8, whole, 8):
+        r0 += np.float64(b[i])
+        r1 += np.float64(b[i + 1])
+        r2 += np.float64(b[i + 2])
+        r3 += np.float64(b[i + 3])
+        r4 += np.float64(b[i + 4])
+        r5 += np.float64(b[i + 5])
+        r6 += np.float64(b[i + 6])
+        r7 += np.float64(b[i + 7])
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    for i in range(whole, n):
+        res += np.float64(b[i])
+    return res
+
+
+@njit
+def _pairwise_sum(a, lo, n, frames, sums):
+    """``a[lo:lo + n]`` (read as float64) summed in numpy's pairwise order.
 
     The order of numpy's ``pairwise_sum`` (``loops_utils.h``), which its add reductions and
     ``np.add.reduceat`` use for each run of values: fewer than 8 values left to right from
     -0.0; up to 128 in 8 interleaved partial sums, combined as
     ``((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))``, then the rest left to right;
-    more than 128 split in two halves (the first a multiple of 8 long), each summed so.
+    more than 128 split in two halves (the first a multiple of 8 long), each summed so and
+    the two added. The halving is walked with an explicit stack (no recursion, which numba's
+    on-disk cache does not handle): ``frames`` (int64, 3 x 64) and ``sums`` (float64, 64)
+    are its scratch space (``_pairwise_scratch()``).
     """
-    if n < 8:
-        res = -0.0
-        for i in range(n):
-            res += a[lo + i]
-        return res
     if n <= 128:
-        r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
-        r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
-        i = 8
-        while i < n - n % 8:
-            r0 += a[lo + i]
-            r1 += a[lo + i + 1]
-            r2 += a[lo + i + 2]
-            r3 += a[lo + i + 3]
-            r4 += a[lo + i + 4]
-            r5 += a[lo + i + 5]
-            r6 += a[lo + i + 6]
-            r7 += a[lo + i + 7]
-            i += 8
-        res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-        while i < n:
-            res += a[lo + i]
-            i += 1
-        return res
-    half = n // 2
-    half -= half % 8
-    return _pairwise_sum(a, lo, half) + _pairwise_sum(a, lo + half, n - half)
+        return _block_sum(a, lo, n)
+    # frames of the halving: first item, length, what is done (0: nothing, 1: first half)
+    frame_lo, frame_n, frame_done = frames[0], frames[1], frames[2]
+    frame_lo[0], frame_n[0], frame_done[0] = lo, n, 0
+    depth, n_sums = 1, 0
+    while depth > 0:
+        top = depth - 1
+        m = frame_n[top]
+        if m <= 128:
+            sums[n_sums] = _block_sum(a, frame_lo[top], m)
+            n_sums += 1
+            depth -= 1
+            continue
+        half = m // 2
+        half -= half % 8
+        if frame_done[top] == 0:
+            frame_done[top] = 1
+            frame_lo[depth], frame_n[depth], frame_done[depth] = frame_lo[top], half, 0
+            depth += 1
+        elif frame_done[top] == 1:
+            frame_done[top] = 2
+            frame_lo[depth], frame_n[depth], frame_done[depth] = frame_lo[top] + half, m - half, 0
+            depth += 1
+        else:
+            sums[n_sums - 2] = sums[n_sums - 2] + sums[n_sums - 1]
+            n_sums -= 1
+            depth -= 1
+    return sums[0]
+
+
+@njit
+def _segment_sum(a, n, frames, sums):
+    """``np.add.reduceat``'s sum of ``a[:n]`` (``n >= 1``) with ``dtype=np.float64``: the first
+    value plus the pairwise sum of the rest."""
+    if n == 1:
+        return np.float64(a[0])
+    return np.float64(a[0]) + _pairwise_sum(a, 1, n - 1, frames, sums)
+
+
+@njit
+def _pairwise_scratch():
+    """Scratch space of :func:`_pairwise_sum` (frames, partial sums)."""
+    return np.empty((3, 64), dtype=np.int64), np.empty(64, dtype=np.float64)
 
 
 @njit
@@ -335,7 +382,8 @@ def _elder_sums(
     trust, awareness, satisfaction. Elders (rows sorted by village) are cut into the
     segments ``np.add.reduceat(values, at, dtype=np.float64)`` sums, ``at`` being each
     village's first elder (clipped to the last), and each segment is summed as numpy does:
-    its first value plus the pairwise sum of the rest; villages without elders get 0.
+    its first value plus the pairwise sum of the rest (the 0/1 flags, whose sums are exact
+    in any order, are counted); villages without elders get 0.
     ``elders_column`` gets the number of elders. Returns False, having written nothing,
     if the elders are not sorted by village.
     """
@@ -353,56 +401,71 @@ def _elder_sums(
         first[v] = i
     first[n_v] = n_e
     n_values = len(columns)
-    values = np.empty((n_values, n_e), dtype=np.float64)
     n_kinds = need.shape[1]
-    for i in range(n_e):
-        row = elders[i]
-        need_total = need[i, 0]
-        for k in range(1, n_kinds):
-            need_total += need[i, k]
-        unmet = remaining[i, 0]
-        for k in range(1, remaining.shape[1]):
-            unmet += remaining[i, k]
-        services = 0.0
-        for s in range(1, met.shape[0]):
-            services += np.float64(met[s, i])
-        values[0, i] = alone[i]
-        values[1, i] = care_level[row] >= 1
-        values[2, i] = need_total
-        for k in range(n_kinds):
-            values[3 + k, i] = need[i, k]
-        c = 3 + n_kinds
-        for s in range(met.shape[0]):
-            values[c + s, i] = met[s, i]
-        c += met.shape[0]
-        values[c, i] = services
-        values[c + 1, i] = unmet
-        values[c + 2, i] = unmet * np.float32(not asked[i])
-        values[c + 3, i] = unmet > unmet_floor
-        values[c + 4, i] = asked[i]
-        values[c + 5, i] = handled[i]
-        values[c + 6, i] = matched[i]
-        values[c + 7, i] = need_total * np.float32(alone[i])
-        values[c + 8, i] = unmet * np.float32(alone[i])
-        values[c + 9, i] = trust[row]
-        values[c + 10, i] = awareness[row]
-        values[c + 11, i] = satisfaction[row]
     last = max(n_e - 1, 0)
+    # reduceat's segment of village v: from its first elder to the next village's (both
+    # clipped to the last elder), or to the end for the last village; one value at least
+    seg_lo = np.empty(n_v, dtype=np.int64)
+    seg_n = np.empty(n_v, dtype=np.int64)
+    longest = 1
+    for v in range(n_v):
+        seg_lo[v] = min(first[v], last)
+        hi = min(first[v + 1], last) if v + 1 < n_v else n_e
+        seg_n[v] = max(hi - seg_lo[v], 1)
+        longest = max(longest, seg_n[v])
+    # per segment: counts of the flags, values worked out per elder (the rest are read
+    # straight from ``need`` and ``met``)
+    c_met = 3 + n_kinds
+    c_after = c_met + met.shape[0]
+    counted = np.array([0, 1, c_after + 3, c_after + 4, c_after + 5, c_after + 6])
+    worked = np.array([2, c_after, c_after + 1, c_after + 2, c_after + 7, c_after + 8, c_after + 9, c_after + 10, c_after + 11])
+    counts = np.zeros(len(counted), dtype=np.int64)
+    values = np.empty((len(worked), longest), dtype=np.float64)
+    frames, partial = _pairwise_scratch()
     for v in range(n_v):
         out[v, elders_column] = first[v + 1] - first[v]
         if first[v + 1] == first[v]:
             for k in range(n_values):
                 out[v, columns[k]] = 0.0
             continue
-        # reduceat's segment: from this village's first elder to the next village's
-        # (both clipped to the last elder), or to the end for the last village
-        lo = min(first[v], last)
-        hi = min(first[v + 1], last) if v + 1 < n_v else n_e
-        for k in range(n_values):
-            if hi - lo > 1:
-                out[v, columns[k]] = values[k, lo] + _pairwise_sum(values[k], lo + 1, hi - lo - 1)
-            else:
-                out[v, columns[k]] = values[k, lo]
+        lo, n = seg_lo[v], seg_n[v]
+        counts[:] = 0
+        for j in range(n):
+            i = lo + j
+            row = elders[i]
+            need_total = need[i, 0]
+            for k in range(1, n_kinds):
+                need_total += need[i, k]
+            unmet = remaining[i, 0]
+            for k in range(1, remaining.shape[1]):
+                unmet += remaining[i, k]
+            services = 0.0
+            for s in range(1, met.shape[0]):
+                services += np.float64(met[s, i])
+            counts[0] += alone[i]
+            counts[1] += care_level[row] >= 1
+            counts[2] += unmet > unmet_floor
+            counts[3] += asked[i]
+            counts[4] += handled[i]
+            counts[5] += matched[i]
+            values[0, j] = need_total
+            values[1, j] = services
+            values[2, j] = unmet
+            values[3, j] = unmet * np.float32(not asked[i])
+            values[4, j] = need_total * np.float32(alone[i])
+            values[5, j] = unmet * np.float32(alone[i])
+            values[6, j] = trust[row]
+            values[7, j] = awareness[row]
+            values[8, j] = satisfaction[row]
+        # 0/1 flags: their float64 sums are the counts, in any order
+        for k in range(len(counted)):
+            out[v, columns[counted[k]]] = counts[k]
+        for k in range(len(worked)):
+            out[v, columns[worked[k]]] = _segment_sum(values[k], n, frames, partial)
+        for k in range(n_kinds):
+            out[v, columns[3 + k]] = _segment_sum(need[lo : lo + n, k], n, frames, partial)
+        for s in range(met.shape[0]):
+            out[v, columns[c_met + s]] = _segment_sum(met[s, lo : lo + n], n, frames, partial)
     return True
 
 
@@ -417,7 +480,14 @@ def village_sums(world: World, week: Week, extra: dict[str, np.ndarray] | None =
     n_v = week.n_villages
     starts, contiguous = _person_layout(p.village, n_v)
     out = None
-    if contiguous and len(week.elders) and week.need.ndim == 2 and week.remaining.ndim == 2:
+    flags = (week.alone, week.asked, week.handled, week.matched)
+    if (
+        contiguous
+        and len(week.elders)
+        and week.need.ndim == 2
+        and week.remaining.ndim == 2
+        and all(f.dtype == np.bool_ for f in flags)
+    ):
         out = np.zeros((n_v, len(SUM_WITH_HIDDEN)), dtype=np.float64)
         done = _person_sums(
             out,
