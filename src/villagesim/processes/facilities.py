@@ -116,11 +116,15 @@ def staff(fac: Facilities, scenario: Scenario, rng: np.random.Generator, step: i
 
 
 class _Distances:
-    """Distance from each household to the facilities of its village (km, ``np.hypot``).
+    """Distance from each household to the facilities of its village (km, ``np.hypot``), and
+    each household's nearest operating facility of each kind.
 
     Households and facility slots never move, so a facility's distances are worked out
     once, the first week it operates: one block per facility over the households of its
-    village, household ``h`` at position ``local[h]`` of the block.
+    village, in the order of ``hh_by_village``. The nearest facilities
+    (``nearest``, ``nearest_dist``: kinds in ``SERVES`` order x households; -1 and inf
+    where none operates in the village) are brought up to date in the villages where the
+    set of operating facilities changed (``operating``: the set they are for).
     """
 
     def __init__(self, fac: Facilities, hh: Households, n_v: int) -> None:
@@ -131,13 +135,14 @@ class _Distances:
         self.hh_start = np.searchsorted(hh.village[by_village], np.arange(n_v + 1))
         self.hh_by_village = by_village
         self.hh_village = np.ascontiguousarray(hh.village)
-        self.local = np.empty(len(hh), dtype=np.int64)
-        self.local[by_village] = np.arange(len(hh)) - self.hh_start[hh.village[by_village]]
         # facilities of village v in increasing row order: fac_order[fac_start[v]:fac_start[v + 1]]
         self.fac_order = np.argsort(fac.village, kind="stable")
         self.fac_start = np.searchsorted(fac.village[self.fac_order], np.arange(n_v + 1))
         self.offset = np.full(len(fac), -1, dtype=np.int64)
         self.dist = np.zeros(0, dtype=np.result_type(hh.x, fac.x))
+        self.operating = np.zeros(len(fac), dtype=bool)
+        self.nearest = np.full((len(SERVES), len(hh)), -1, dtype=np.int64)
+        self.nearest_dist = np.full((len(SERVES), len(hh)), np.inf, dtype=self.dist.dtype)
 
     def fits(self, fac: Facilities, hh: Households) -> bool:
         return self.fac() is fac and self.hh() is hh and self.n_fac == len(fac) and self.n_hh == len(hh)
@@ -167,7 +172,47 @@ def _distances(fac: Facilities, hh: Households, n_v: int) -> _Distances:
     new = np.flatnonzero(fac.operating & (known.offset < 0))
     if len(new):
         known.add(fac, hh, new)
+    changed = fac.operating != known.operating
+    if changed.any():
+        _update_nearest(
+            np.unique(fac.village[changed]),
+            known.hh_by_village,
+            known.hh_start,
+            known.fac_order,
+            known.fac_start,
+            fac.kind,
+            fac.operating,
+            known.offset,
+            known.dist,
+            _KIND_IDS,
+            known.nearest,
+            known.nearest_dist,
+        )
+        known.operating = fac.operating.copy()
     return known
+
+
+@njit
+def _update_nearest(
+    villages, hh_by_village, hh_start, fac_order, fac_start, fac_kind, operating, offset, dist, kind_ids, nearest, nearest_dist
+):
+    """For the households of ``villages``: the first nearest operating facility of each kind
+    in their village (``np.argmin`` over the village's facilities in row order, as
+    :func:`serve_plain` finds it) and its distance; -1 and inf where none operates."""
+    for v in villages:
+        for q in range(len(kind_ids)):
+            for j in range(hh_start[v], hh_start[v + 1]):
+                spot = j - hh_start[v]
+                best = -1
+                best_dist = np.inf
+                for t in range(fac_start[v], fac_start[v + 1]):
+                    f = fac_order[t]
+                    if operating[f] and fac_kind[f] == kind_ids[q]:
+                        d = dist[offset[f] + spot]
+                        if d < best_dist:
+                            best, best_dist = f, d
+                nearest[q, hh_by_village[j]] = best
+                nearest_dist[q, hh_by_village[j]] = best_dist
 
 
 _KIND_IDS = np.array(list(SERVES), dtype=np.int64)
@@ -179,75 +224,55 @@ _KIND_MAX_LEVEL = np.array([MAX_LEVEL[k] for k in SERVES], dtype=np.int64)
 @njit
 def _serve_kernel(
     elders, village, household, level, u, awareness, remaining,
-    hh_village, local, fac_order, fac_start, fac_kind, operating, offset, dist, capacity, reach,
+    hh_village, fac_kind, operating, nearest, nearest_dist, capacity, reach,
     kind_ids, kind_columns, kind_n_columns, kind_max_level, hours_served, given,
 ):  # fmt: skip
     """:func:`serve_plain` after its draw, over the elders: ``remaining``, ``hours_served``
     and ``given`` (float32 zeros in, hours given per elder out) are updated in place.
 
-    For each facility kind in turn (``SERVES`` order): an elder's facility is the first
-    nearest operating one of the kind in their village (``np.argmin`` over the village's
-    facilities in row order); they use it when within ``reach`` (cast to the distances'
-    dtype, as numpy compares), ``u < awareness`` and their care level allows. ``want`` is
-    the float32 left-to-right sum of the remaining hours of the kinds served, times the
-    use flag; a facility's demand is the float64 sum of its users' ``want`` in elder order
+    For each facility kind in turn (``SERVES`` order): an elder's facility is their
+    household's nearest operating one of the kind (``nearest``, ``nearest_dist``, see
+    ``_Distances``); they use it when within ``reach`` (cast to the distances' dtype, as
+    numpy compares), ``u < awareness`` and their care level allows. ``want`` is the
+    float32 left-to-right sum of the remaining hours of the kinds served, times the use
+    flag; a facility's demand is the float64 sum of its users' ``want`` in elder order
     (``np.bincount``); each user gets ``float32(min(1, capacity / max(demand, 1e-12)))``
     of their remaining hours of those kinds (float32 products, as numpy broadcasts), and the
     hours given are summed per facility in float64 in elder order. A kind with no operating
     facility or no user changes nothing. Returns False, having changed nothing, when an
-    elder's household is not in their village (the distance table does not cover it).
+    elder's household is not in their village (the nearest facilities are the household's).
     """
     n_e = len(elders)
     n_f = len(fac_kind)
-    n_v = len(fac_start) - 1
-    # per elder, once: village, place in the distance blocks, whether they would go at all
-    e_village = np.empty(n_e, dtype=np.int64)
-    e_spot = np.empty(n_e, dtype=np.int64)
-    e_goes = np.empty(n_e, dtype=np.bool_)
     for i in range(n_e):
-        row = elders[i]
-        if hh_village[household[row]] != village[row]:
+        if hh_village[household[elders[i]]] != village[elders[i]]:
             return False
-        e_village[i] = village[row]
-        e_spot[i] = local[household[row]]
-        e_goes[i] = u[row] < awareness[row]
-    nearest = np.empty(n_e, dtype=np.int64)
+    nearest_of = np.empty(n_e, dtype=np.int64)
     want = np.zeros(n_e, dtype=remaining.dtype)
     demand = np.empty(n_f, dtype=np.float64)
     share = np.empty(n_f, dtype=np.float64)
     served = np.empty(n_f, dtype=np.float64)
-    cand = np.empty(n_f, dtype=np.int64)
-    cand_start = np.empty(n_v + 1, dtype=np.int64)
     for q in range(len(kind_ids)):
         kind = kind_ids[q]
         columns = kind_columns[q, : kind_n_columns[q]]
-        # operating facilities of the kind, village by village in row order
-        n_cand = 0
-        for v in range(n_v):
-            cand_start[v] = n_cand
-            for j in range(fac_start[v], fac_start[v + 1]):
-                f = fac_order[j]
-                if operating[f] and fac_kind[f] == kind:
-                    cand[n_cand] = f
-                    n_cand += 1
-        cand_start[n_v] = n_cand
-        if n_cand == 0:
+        present = False
+        for f in range(n_f):
+            if operating[f] and fac_kind[f] == kind:
+                present = True
+                break
+        if not present:
             continue
         n_users = 0
         for i in range(n_e):
-            v = e_village[i]
-            best = -1
-            best_dist = np.inf
-            for j in range(cand_start[v], cand_start[v + 1]):
-                d = dist[offset[cand[j]] + e_spot[i]]
-                if d < best_dist:
-                    best, best_dist = cand[j], d
-            uses = best >= 0 and best_dist <= reach and e_goes[i] and level[elders[i]] <= kind_max_level[q]
+            row = elders[i]
+            h = household[row]
+            best = nearest[q, h]
+            uses = best >= 0 and nearest_dist[q, h] <= reach and u[row] < awareness[row] and level[row] <= kind_max_level[q]
             total = remaining[i, columns[0]]
             for c in range(1, len(columns)):
                 total += remaining[i, columns[c]]
             want[i] = total * np.float32(uses)
-            nearest[i] = best
+            nearest_of[i] = best
             if want[i] > 0:
                 n_users += 1
         if n_users == 0:
@@ -255,14 +280,14 @@ def _serve_kernel(
         demand[:] = 0.0
         for i in range(n_e):
             if want[i] > 0:
-                demand[nearest[i]] += np.float64(want[i])
+                demand[nearest_of[i]] += np.float64(want[i])
         for f in range(n_f):
             share[f] = 0.0
             if demand[f] > 0:
                 share[f] = min(1.0, capacity[fac_kind[f]] / max(demand[f], 1e-12))
         served[:] = 0.0
         for i in range(n_e):
-            frac = np.float32(share[nearest[i]]) if want[i] > 0 else np.float32(0.0)
+            frac = np.float32(share[nearest_of[i]]) if want[i] > 0 else np.float32(0.0)
             hours = remaining[i, columns[0]] * frac
             remaining[i, columns[0]] -= hours
             for c in range(1, len(columns)):
@@ -271,7 +296,7 @@ def _serve_kernel(
                 hours += got
             given[i] += hours
             if want[i] > 0:
-                served[nearest[i]] += np.float64(hours)
+                served[nearest_of[i]] += np.float64(hours)
         for f in range(n_f):
             hours_served[f] += served[f]
     return True
@@ -297,13 +322,10 @@ def serve(world: World, scenario: Scenario, rng: np.random.Generator, week: Week
         p.awareness,
         week.remaining,
         table.hh_village,
-        table.local,
-        table.fac_order,
-        table.fac_start,
         fac.kind,
         fac.operating,
-        table.offset,
-        table.dist,
+        table.nearest,
+        table.nearest_dist,
         np.asarray(scenario.facilities.capacity_hours, dtype=np.float64),
         table.dist.dtype.type(scenario.facilities.reach_km),
         _KIND_IDS,
