@@ -20,14 +20,23 @@ Service: each elder uses the nearest operating facility of each kind within ``re
 give day care (daily living), meals and companionship to elders up to care level 3;
 mutual-aid points give companionship; canteens give meals to anyone (delivery). A
 facility's weekly capacity is shared among its users in proportion to their need.
+
+Facilities are few and elders many, so a step is a handful of compiled passes
+(:mod:`villagesim.jit`): staffing and running costs over the facilities, service over the
+elders. The distance from a household to each facility of its village never changes, so it
+is worked out once (with ``np.hypot``, as the plain formula does) when the facility first
+operates. :func:`serve_plain` is the same service written as whole-array numpy code.
 """
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
-from villagesim.institutions import CANTEEN, HOME, NO_MANAGER, PAID, PARTY, POINT, VOLUNTEER, WEEKS_PER_YEAR
-from villagesim.population import World
+from villagesim.institutions import CANTEEN, HOME, NO_MANAGER, PAID, PARTY, POINT, VOLUNTEER, WEEKS_PER_YEAR, Facilities
+from villagesim.jit import njit
+from villagesim.population import Households, World
 from villagesim.processes.week import COMPANION, DAILY, MEALS, Week, rank_within
 from villagesim.schema import Scenario
 
@@ -43,35 +52,299 @@ def _rate(per_year: float) -> float:
     return float(-np.expm1(-per_year / WEEKS_PER_YEAR))
 
 
-def staff(fac, scenario: Scenario, rng: np.random.Generator, step: int) -> None:
+@njit
+def _staff_kernel(
+    built, balance, manager, running_cost, kind, wage, weeks_left, u_recruit, u_kind, u_quit, found_rate, party_share, quit_rate
+):
+    """Managers of the week (``manager`` updated in place) and which facilities operate.
+
+    Facility by facility, the same steps as the array code it replaced: a built facility
+    whose funds cover running costs and the wage for the rest of the year
+    (``balance >= (weekly + wage) * weeks_left - 1e-6``) gets a paid manager, a paid
+    manager it can no longer pay leaves; an unmanaged one finds a manager when
+    ``u_recruit < found_rate`` (a party member when ``u_kind < party_share``, else a
+    volunteer); an unpaid manager not found this week quits when ``u_quit < quit_rate``.
+    It operates with a manager and ``balance >= weekly - 1e-6``, ``weekly`` being
+    ``running_cost[kind] / WEEKS_PER_YEAR`` (float64 throughout).
+    """
+    n = len(built)
+    operating = np.zeros(n, dtype=np.bool_)
+    for f in range(n):
+        if not built[f]:
+            continue
+        weekly = running_cost[kind[f]] / WEEKS_PER_YEAR
+        if balance[f] >= (weekly + wage) * weeks_left - 1e-6:
+            manager[f] = PAID
+        elif manager[f] == PAID:
+            manager[f] = NO_MANAGER
+        if manager[f] == NO_MANAGER and u_recruit[f] < found_rate:
+            manager[f] = PARTY if u_kind[f] < party_share else VOLUNTEER
+        elif (manager[f] == VOLUNTEER or manager[f] == PARTY) and u_quit[f] < quit_rate:
+            manager[f] = NO_MANAGER
+        operating[f] = manager[f] != NO_MANAGER and balance[f] >= weekly - 1e-6
+    return operating
+
+
+def staff(fac: Facilities, scenario: Scenario, rng: np.random.Generator, step: int) -> None:
     """Hire, recruit and lose managers; decide which facilities operate this week."""
     cfg = scenario.facilities
     pol = scenario.policy
-    weekly = (np.asarray(cfg.running_cost_per_year)[fac.kind]) / WEEKS_PER_YEAR
     wage = cfg.manager_wage_per_year / WEEKS_PER_YEAR
     weeks_left = WEEKS_PER_YEAR - ((step - 1) % WEEKS_PER_YEAR)
     u_recruit = rng.random(len(fac))
     u_kind = rng.random(len(fac))
     u_quit = rng.random(len(fac))
-    can_pay = fac.built & (fac.balance >= (weekly + wage) * weeks_left - 1e-6)
-    fac.manager[fac.built & can_pay] = PAID
-    fac.manager[fac.built & ~can_pay & (fac.manager == PAID)] = NO_MANAGER
     boost = cfg.quality_recruitment_boost if pol.evaluation_regime == "quality" else 1.0
     party_rate = cfg.party_manager_rate * pol.party_mobilisation * boost
     volunteer_rate = cfg.volunteer_manager_rate * boost
-    unmanaged = fac.built & (fac.manager == NO_MANAGER)
-    found = unmanaged & (u_recruit < _rate(party_rate + volunteer_rate))
     total = party_rate + volunteer_rate
-    is_party = u_kind < (party_rate / total if total > 0 else 0.0)
-    fac.manager[found & is_party] = PARTY
-    fac.manager[found & ~is_party] = VOLUNTEER
-    unpaid = fac.built & ((fac.manager == VOLUNTEER) | (fac.manager == PARTY)) & ~found
-    fac.manager[unpaid & (u_quit < _rate(cfg.manager_quit_rate))] = NO_MANAGER
-    fac.operating = fac.built & (fac.manager != NO_MANAGER) & (fac.balance >= weekly - 1e-6)
+    fac.operating = _staff_kernel(
+        fac.built,
+        fac.balance,
+        fac.manager,
+        np.asarray(cfg.running_cost_per_year, dtype=np.float64),
+        fac.kind,
+        wage,
+        weeks_left,
+        u_recruit,
+        u_kind,
+        u_quit,
+        _rate(party_rate + volunteer_rate),
+        party_rate / total if total > 0 else 0.0,
+        _rate(cfg.manager_quit_rate),
+    )
+
+
+class _Distances:
+    """Distance from each household to the facilities of its village (km, ``np.hypot``), and
+    each household's nearest operating facility of each kind.
+
+    Households and facility slots never move, so a facility's distances are worked out
+    once, the first week it operates: one block per facility over the households of its
+    village, in the order of ``hh_by_village``. The nearest facilities
+    (``nearest``, ``nearest_dist``: kinds in ``SERVES`` order x households; -1 and inf
+    where none operates in the village) are brought up to date in the villages where the
+    set of operating facilities changed (``operating``: the set they are for).
+    """
+
+    def __init__(self, fac: Facilities, hh: Households, n_v: int) -> None:
+        self.fac = weakref.ref(fac)
+        self.hh = weakref.ref(hh)
+        self.n_fac, self.n_hh = len(fac), len(hh)
+        by_village = np.argsort(hh.village, kind="stable")
+        self.hh_start = np.searchsorted(hh.village[by_village], np.arange(n_v + 1))
+        self.hh_by_village = by_village
+        self.hh_village = np.ascontiguousarray(hh.village)
+        # facilities of village v in increasing row order: fac_order[fac_start[v]:fac_start[v + 1]]
+        self.fac_order = np.argsort(fac.village, kind="stable")
+        self.fac_start = np.searchsorted(fac.village[self.fac_order], np.arange(n_v + 1))
+        self.offset = np.full(len(fac), -1, dtype=np.int64)
+        self.dist = np.zeros(0, dtype=np.result_type(hh.x, fac.x))
+        self.operating = np.zeros(len(fac), dtype=bool)
+        self.nearest = np.full((len(SERVES), len(hh)), -1, dtype=np.int64)
+        self.nearest_dist = np.full((len(SERVES), len(hh)), np.inf, dtype=self.dist.dtype)
+
+    def fits(self, fac: Facilities, hh: Households) -> bool:
+        return self.fac() is fac and self.hh() is hh and self.n_fac == len(fac) and self.n_hh == len(hh)
+
+    def add(self, fac: Facilities, hh: Households, new: np.ndarray) -> None:
+        """Work out the blocks of facilities ``new`` (rows)."""
+        v = fac.village[new]
+        lengths = self.hh_start[v + 1] - self.hh_start[v]
+        ends = np.cumsum(lengths)
+        within = np.arange(ends[-1]) - np.repeat(ends - lengths, lengths)
+        h = self.hh_by_village[np.repeat(self.hh_start[v], lengths) + within]
+        f = np.repeat(new, lengths)
+        self.offset[new] = len(self.dist) + ends - lengths
+        self.dist = np.concatenate([self.dist, np.hypot(hh.x[h] - fac.x[f], hh.y[h] - fac.y[f])])
+
+
+_DISTANCES: dict[int, _Distances] = {}
+
+
+def _distances(fac: Facilities, hh: Households, n_v: int) -> _Distances:
+    """The distance table of these facilities and households, with every operating facility in it."""
+    known = _DISTANCES.get(id(fac))
+    if known is None or not known.fits(fac, hh):
+        for stale in [k for k, d in _DISTANCES.items() if d.fac() is None or d.hh() is None]:
+            del _DISTANCES[stale]
+        known = _DISTANCES[id(fac)] = _Distances(fac, hh, n_v)
+    new = np.flatnonzero(fac.operating & (known.offset < 0))
+    if len(new):
+        known.add(fac, hh, new)
+    changed = fac.operating != known.operating
+    if changed.any():
+        _update_nearest(
+            np.unique(fac.village[changed]),
+            known.hh_by_village,
+            known.hh_start,
+            known.fac_order,
+            known.fac_start,
+            fac.kind,
+            fac.operating,
+            known.offset,
+            known.dist,
+            _KIND_IDS,
+            known.nearest,
+            known.nearest_dist,
+        )
+        known.operating = fac.operating.copy()
+    return known
+
+
+@njit
+def _update_nearest(
+    villages, hh_by_village, hh_start, fac_order, fac_start, fac_kind, operating, offset, dist, kind_ids, nearest, nearest_dist
+):
+    """For the households of ``villages``: the first nearest operating facility of each kind
+    in their village (``np.argmin`` over the village's facilities in row order, as
+    :func:`serve_plain` finds it) and its distance; -1 and inf where none operates."""
+    for v in villages:
+        for q in range(len(kind_ids)):
+            for j in range(hh_start[v], hh_start[v + 1]):
+                spot = j - hh_start[v]
+                best = -1
+                best_dist = np.inf
+                for t in range(fac_start[v], fac_start[v + 1]):
+                    f = fac_order[t]
+                    if operating[f] and fac_kind[f] == kind_ids[q]:
+                        d = dist[offset[f] + spot]
+                        if d < best_dist:
+                            best, best_dist = f, d
+                nearest[q, hh_by_village[j]] = best
+                nearest_dist[q, hh_by_village[j]] = best_dist
+
+
+_KIND_IDS = np.array(list(SERVES), dtype=np.int64)
+_KIND_COLUMNS = np.array([cols + [-1] * (3 - len(cols)) for cols in SERVES.values()], dtype=np.int64)
+_KIND_N_COLUMNS = np.array([len(cols) for cols in SERVES.values()], dtype=np.int64)
+_KIND_MAX_LEVEL = np.array([MAX_LEVEL[k] for k in SERVES], dtype=np.int64)
+
+
+@njit
+def _serve_kernel(
+    elders, village, household, level, u, awareness, remaining,
+    hh_village, fac_kind, operating, nearest, nearest_dist, capacity, reach,
+    kind_ids, kind_columns, kind_n_columns, kind_max_level, hours_served, given,
+):  # fmt: skip
+    """:func:`serve_plain` after its draw, over the elders: ``remaining``, ``hours_served``
+    and ``given`` (float32 zeros in, hours given per elder out) are updated in place.
+
+    For each facility kind in turn (``SERVES`` order): an elder's facility is their
+    household's nearest operating one of the kind (``nearest``, ``nearest_dist``, see
+    ``_Distances``); they use it when within ``reach`` (cast to the distances' dtype, as
+    numpy compares), ``u < awareness`` and their care level allows. ``want`` is the
+    float32 left-to-right sum of the remaining hours of the kinds served, times the use
+    flag; a facility's demand is the float64 sum of its users' ``want`` in elder order
+    (``np.bincount``); each user gets ``float32(min(1, capacity / max(demand, 1e-12)))``
+    of their remaining hours of those kinds (float32 products, as numpy broadcasts), and the
+    hours given are summed per facility in float64 in elder order. A kind with no operating
+    facility or no user changes nothing. Returns False, having changed nothing, when an
+    elder's household is not in their village (the nearest facilities are the household's).
+    """
+    n_e = len(elders)
+    n_f = len(fac_kind)
+    for i in range(n_e):
+        if hh_village[household[elders[i]]] != village[elders[i]]:
+            return False
+    nearest_of = np.empty(n_e, dtype=np.int64)
+    want = np.zeros(n_e, dtype=remaining.dtype)
+    demand = np.empty(n_f, dtype=np.float64)
+    share = np.empty(n_f, dtype=np.float64)
+    served = np.empty(n_f, dtype=np.float64)
+    for q in range(len(kind_ids)):
+        kind = kind_ids[q]
+        columns = kind_columns[q, : kind_n_columns[q]]
+        present = False
+        for f in range(n_f):
+            if operating[f] and fac_kind[f] == kind:
+                present = True
+                break
+        if not present:
+            continue
+        n_users = 0
+        for i in range(n_e):
+            row = elders[i]
+            h = household[row]
+            best = nearest[q, h]
+            uses = best >= 0 and nearest_dist[q, h] <= reach and u[row] < awareness[row] and level[row] <= kind_max_level[q]
+            total = remaining[i, columns[0]]
+            for c in range(1, len(columns)):
+                total += remaining[i, columns[c]]
+            want[i] = total * np.float32(uses)
+            nearest_of[i] = best
+            if want[i] > 0:
+                n_users += 1
+        if n_users == 0:
+            continue
+        demand[:] = 0.0
+        for i in range(n_e):
+            if want[i] > 0:
+                demand[nearest_of[i]] += np.float64(want[i])
+        for f in range(n_f):
+            share[f] = 0.0
+            if demand[f] > 0:
+                share[f] = min(1.0, capacity[fac_kind[f]] / max(demand[f], 1e-12))
+        served[:] = 0.0
+        for i in range(n_e):
+            frac = np.float32(share[nearest_of[i]]) if want[i] > 0 else np.float32(0.0)
+            hours = remaining[i, columns[0]] * frac
+            remaining[i, columns[0]] -= hours
+            for c in range(1, len(columns)):
+                got = remaining[i, columns[c]] * frac
+                remaining[i, columns[c]] -= got
+                hours += got
+            given[i] += hours
+            if want[i] > 0:
+                served[nearest_of[i]] += np.float64(hours)
+        for f in range(n_f):
+            hours_served[f] += served[f]
+    return True
 
 
 def serve(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) -> np.ndarray:
     """Give operating facilities' capacity to nearby elders; return hours given per elder."""
+    fac = world.institutions.facilities
+    p = world.persons
+    elders = week.elders
+    given_total = np.zeros(len(elders), dtype=np.float32)
+    fac.hours_served[:] = 0.0
+    if not fac.operating.any() or len(elders) == 0:
+        return given_total
+    u = rng.random(len(p), dtype=np.float32)
+    table = _distances(fac, world.households, len(world.villages))
+    done = _serve_kernel(
+        elders,
+        p.village,
+        p.household,
+        p.care_level,
+        u,
+        p.awareness,
+        week.remaining,
+        table.hh_village,
+        fac.kind,
+        fac.operating,
+        table.nearest,
+        table.nearest_dist,
+        np.asarray(scenario.facilities.capacity_hours, dtype=np.float64),
+        table.dist.dtype.type(scenario.facilities.reach_km),
+        _KIND_IDS,
+        _KIND_COLUMNS,
+        _KIND_N_COLUMNS,
+        _KIND_MAX_LEVEL,
+        fac.hours_served,
+        given_total,
+    )
+    if not done:
+        given_total = serve_plain(world, scenario, u, week)
+    fac.hours_served_year += fac.hours_served
+    return given_total
+
+
+def serve_plain(world: World, scenario: Scenario, u: np.ndarray, week: Week) -> np.ndarray:
+    """:func:`serve` as whole-array numpy code, given the week's draw ``u`` (one per person
+    row); ``fac.hours_served`` must be zero. Updates ``week.remaining`` and
+    ``fac.hours_served``; returns hours given per elder."""
     fac = world.institutions.facilities
     p = world.persons
     hh = world.households
@@ -79,10 +352,7 @@ def serve(world: World, scenario: Scenario, rng: np.random.Generator, week: Week
     elders = week.elders
     n_e = len(elders)
     given_total = np.zeros(n_e, dtype=np.float32)
-    fac.hours_served[:] = 0.0
-    if not fac.operating.any() or n_e == 0:
-        return given_total
-    uses = rng.random(len(p), dtype=np.float32)[elders] < p.awareness[elders]
+    uses = u[elders] < p.awareness[elders]
     ex, ey = hh.x[p.household[elders]], hh.y[p.household[elders]]
     village = p.village[elders]
     level = p.care_level[elders]
@@ -120,8 +390,34 @@ def serve(world: World, scenario: Scenario, rng: np.random.Generator, week: Week
         hours = got.sum(axis=1)
         given_total += hours
         fac.hours_served += np.bincount(nearest[users], weights=hours[users], minlength=len(fac))
-    fac.hours_served_year += fac.hours_served
     return given_total
+
+
+@njit
+def _running_costs(village, kind, built, operating, manager, balance, running_cost, wage_per_year, n_v):
+    """The week's running cost of each facility, paid from its balance (updated in place),
+    and per village (rows of a 4 x villages matrix) the cost and the facilities built,
+    operating and idle.
+
+    Equals ``cost = np.minimum((running_cost[kind] / 52 + (manager == PAID) * wage / 52)
+    * operating, balance)``, ``balance -= cost`` and ``np.bincount(village, weights=...)``
+    of ``cost``, ``built``, ``operating`` and ``built & ~operating`` (float64, row order).
+    """
+    n = len(village)
+    cost = np.empty(n, dtype=np.float64)
+    per_village = np.zeros((4, n_v), dtype=np.float64)
+    for f in range(n):
+        paid = np.float64(manager[f] == PAID)
+        c = (running_cost[kind[f]] / WEEKS_PER_YEAR + paid * wage_per_year / WEEKS_PER_YEAR) * np.float64(operating[f])
+        c = min(c, balance[f])
+        balance[f] -= c
+        cost[f] = c
+        v = village[f]
+        per_village[0, v] += c
+        per_village[1, v] += np.float64(built[f])
+        per_village[2, v] += np.float64(operating[f])
+        per_village[3, v] += np.float64(built[f] and not operating[f])
+    return cost, per_village
 
 
 def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) -> None:
@@ -140,13 +436,17 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
     staff(fac, scenario, rng, week.step)
     week.add_met("facility", serve(world, scenario, rng, week))
     # running costs of the week, from each facility's own balance
-    weekly = np.asarray(cfg.running_cost_per_year)[fac.kind] / WEEKS_PER_YEAR
-    cost = (weekly + (fac.manager == PAID) * cfg.manager_wage_per_year / WEEKS_PER_YEAR) * fac.operating
-    cost = np.minimum(cost, fac.balance)
-    fac.balance -= cost
+    cost, per_village = _running_costs(
+        fac.village,
+        fac.kind,
+        fac.built,
+        fac.operating,
+        fac.manager,
+        fac.balance,
+        np.asarray(cfg.running_cost_per_year, dtype=np.float64),
+        cfg.manager_wage_per_year,
+        week.n_villages,
+    )
     world.institutions.treasury.spent_year += float(cost.sum())
-    n_v = week.n_villages
-    week.report("spend_facility_running", np.bincount(fac.village, weights=cost, minlength=n_v))
-    week.report("facilities_built", np.bincount(fac.village, weights=fac.built, minlength=n_v))
-    week.report("facilities_operating", np.bincount(fac.village, weights=fac.operating, minlength=n_v))
-    week.report("facilities_idle", np.bincount(fac.village, weights=fac.built & ~fac.operating, minlength=n_v))
+    for k, name in enumerate(("spend_facility_running", "facilities_built", "facilities_operating", "facilities_idle")):
+        week.report(name, per_village[k])
