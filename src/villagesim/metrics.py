@@ -379,10 +379,9 @@ def _elder_sums(
     order), met hours of the services (float64, from 0.0, sources after family in order),
     unmet hours (``row_total(remaining)``), unmet where not asked, ``unmet > unmet_floor``,
     asked, handled, matched, need and unmet where alone (products in the arrays' dtypes),
-    trust, awareness, satisfaction. Elders (rows sorted by village) are cut into the
-    segments ``np.add.reduceat(values, at, dtype=np.float64)`` sums, ``at`` being each
-    village's first elder (clipped to the last), and each segment is summed as numpy does:
-    its first value plus the pairwise sum of the rest (the 0/1 flags, whose sums are exact
+    trust, awareness, satisfaction. Elders (rows sorted by village) are cut into one
+    segment per village, and each segment is summed as ``np.add.reduceat(values, at,
+    dtype=np.float64)`` sums it: its first value plus the pairwise sum of the rest (the 0/1 flags, whose sums are exact
     in any order, are counted); villages without elders get 0.
     ``elders_column`` gets the number of elders. Returns False, having written nothing,
     if the elders are not sorted by village.
@@ -402,16 +401,12 @@ def _elder_sums(
     first[n_v] = n_e
     n_values = len(columns)
     n_kinds = need.shape[1]
-    last = max(n_e - 1, 0)
-    # reduceat's segment of village v: from its first elder to the next village's (both
-    # clipped to the last elder), or to the end for the last village; one value at least
-    seg_lo = np.empty(n_v, dtype=np.int64)
+    # the segment of village v: its elders, from its first to the next village's first
+    seg_lo = first[:n_v]
     seg_n = np.empty(n_v, dtype=np.int64)
     longest = 1
     for v in range(n_v):
-        seg_lo[v] = min(first[v], last)
-        hi = min(first[v + 1], last) if v + 1 < n_v else n_e
-        seg_n[v] = max(hi - seg_lo[v], 1)
+        seg_n[v] = first[v + 1] - first[v]
         longest = max(longest, seg_n[v])
     # per segment: counts of the flags, values worked out per elder (the rest are read
     # straight from ``need`` and ``met``)
@@ -558,16 +553,22 @@ def village_sums_plain(world: World, week: Week, extra: dict[str, np.ndarray] | 
     # elders (rows in increasing order) are sorted by village too: segmented sums again
     e_starts = np.searchsorted(ve, np.arange(n_v))
     e_count = np.diff(e_starts, append=len(e))
-    e_at = np.minimum(e_starts, max(len(e) - 1, 0))
     has_elders = e_count > 0
-    every_village = bool(has_elders.all())  # then no segment is empty: nothing to blank out
+    every_village = bool(has_elders.all())
+    # segments start at the first elder of each village that has elders (a village without
+    # elders would cut a segment of one value from its neighbour's)
+    e_at = e_starts if every_village else e_starts[has_elders]
 
     def put(name: str, weights: np.ndarray | None = None) -> None:
         if weights is None:
             out[:, index[name]] = e_count
         elif contiguous and len(e):
             sums = np.add.reduceat(weights, e_at, dtype=np.float64)
-            out[:, index[name]] = sums if every_village else np.where(has_elders, sums, 0.0)
+            if every_village:
+                out[:, index[name]] = sums
+            else:
+                out[:, index[name]] = 0.0
+                out[has_elders, index[name]] = sums
         else:
             out[:, index[name]] = np.bincount(ve, weights=weights, minlength=n_v)
 
