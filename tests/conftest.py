@@ -12,6 +12,21 @@ ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "scenarios"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def compiled_kernels() -> None:
+    """Compile the core's kernels (or load them from numba's disk cache) once, before any
+    test runs: on a fresh machine that takes some seconds, which would otherwise fall on
+    whichever test steps a model first (or on a browser page or worker it starts)."""
+    from villagesim.model import VillageModel
+    from villagesim.scenario import load_scenario
+
+    for name in ("platform", "time_bank"):
+        scenario = load_scenario(SCENARIOS / f"{name}.toml").scenario.with_overrides({"population.villages": 2})
+        model = VillageModel(scenario, steps=60)
+        for _ in range(60):
+            model.step()
+
+
 @pytest.fixture
 def small() -> Scenario:
     """A village of 600 registered residents, 52 weeks."""
