@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/run_all.py            # full set (about 8 minutes on one core)
+    python benchmarks/run_all.py            # full set (about 3 minutes on one core)
     python benchmarks/run_all.py --quick    # fewer steps, for a smoke test
 
 Each measurement is a fresh ``python benchmarks/bench.py ...`` process (so that its peak

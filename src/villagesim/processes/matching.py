@@ -22,8 +22,10 @@ Manual matching by the village committee (村两委):
 * When several requests pick the same volunteer in one round, the higher-priority request
   is served first and the volunteer's hours run out in that order.
 
-All tries of one round are made at once over arrays (no loop over persons); the rounds
-(at most ``attempts_per_request``) are the only loop.
+The committee's week runs as one compiled kernel (:func:`_manual`, :mod:`villagesim.jit`):
+rounds of tries (at most ``attempts_per_request``, each drawing two uniforms per open
+request from the process's stream), first for professional care, then for the rest. The
+round as array code is in ``tests/test_perf_identity.py``, which checks the kernel against it.
 """
 
 from __future__ import annotations
