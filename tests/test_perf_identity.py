@@ -34,7 +34,7 @@ from villagesim.population import AWAY, DEAD, ELDER_AGE, RESIDENT, _band3
 from villagesim.processes import asking, demography, facilities, family, health, needs, trust, volunteering
 from villagesim.processes.asking import logistic
 from villagesim.processes.demography import annual_hazard, weekly_probability
-from villagesim.processes.matching import Pool, _committee_order, _stable_order, assign
+from villagesim.processes.matching import Pool, _assign_rounds, _committee_order, _stable_order
 from villagesim.processes.week import GENERAL_KINDS, Week, neighbour_count_sum, neighbour_rows, rank_within, row_total
 from villagesim.rng import Streams, generator, stream_key, substream
 from villagesim.scenario import load_scenario
@@ -159,9 +159,25 @@ def test_collector_rows_are_the_recorded_outputs() -> None:
     assert np.array_equal(collected.to_numpy(), ts[COLUMNS].to_numpy())
 
 
+def _assign_compiled(rng, world, pool, req_rows, demand, eligible, attempts, local_knowledge, walking_km):
+    """The committee's rounds as ``matching._manual`` runs them (``_assign_rounds``), for
+    given requests: ``(given, pair_req, pair_pool, pair_hours)``."""
+    p, hh = world.persons, world.households
+    n = len(req_rows)
+    given = np.zeros(n, dtype=np.float32)
+    pairs = (np.empty(n * attempts, np.int64), np.empty(n * attempts, np.int64), np.empty(n * attempts, np.float32))
+    req_hh = p.household[req_rows]
+    n_pairs = _assign_rounds(
+        rng, demand, given, req_rows, hh.hamlet[req_hh], p.village[req_rows], hh.x[req_hh], hh.y[req_hh],
+        pool.rows, pool.x, pool.y, pool.hours_left, eligible, pool.hamlet_start, pool.hamlet_count,
+        pool.village_start, pool.village_count, attempts, local_knowledge, np.float32(walking_km), *pairs, 0,
+    )  # fmt: skip
+    return (given, *(a[:n_pairs] for a in pairs))
+
+
 def _assign_arrays(rng, world, pool, req_rows, demand, eligible, attempts, local_knowledge, walking_km):
     """Committee matching written as whole-array numpy operations, round by round: the
-    formulation the compiled rounds of ``matching.assign`` replace."""
+    formulation the compiled rounds of ``matching._assign_rounds`` replace."""
     p, hh = world.persons, world.households
     given = np.zeros(len(req_rows), dtype=np.float32)
     pairs_r, pairs_v, pairs_h = [], [], []
@@ -222,10 +238,10 @@ def test_compiled_matching_equals_the_array_formulation(seed: int) -> None:
     demand = (rng.random(len(req_rows)) * 6).astype(np.float32)
     demand[::7] = 0
     results = []
-    for fn in (assign, _assign_arrays):
+    for fn in (_assign_compiled, _assign_arrays):
         pool = Pool.of_active(world)
         pool.hours_left = (pool.hours_left * np.float32(0.3)).astype(np.float32)
-        eligible = rng.random(len(pool.rows)) < 0.8 if fn is assign else results[0][1]
+        eligible = rng.random(len(pool.rows)) < 0.8 if fn is _assign_compiled else results[0][1]
         out = fn(np.random.default_rng(100 + seed), world, pool, req_rows, demand, eligible, 5, 0.7, 1.2)
         results.append((out, eligible, pool.hours_left.copy()))
     (compiled, _, left_c), (arrays, _, left_a) = results

@@ -283,9 +283,15 @@ def _assign_rounds(
     pair_hours: np.ndarray,
     n_pairs: int,
 ) -> int:
-    """Up to ``attempts`` rounds of :func:`_round`, each drawing two uniforms per open request
-    from ``g`` (numba draws from a numpy ``Generator`` the numbers numpy would, and advances
-    its state). Returns the number of pairs."""
+    """Greedy randomised matching of requests (in priority order) to pool volunteers: up to
+    ``attempts`` rounds of :func:`_round`, each drawing two uniforms per open request from
+    ``g`` (the numbers of two calls of ``g.random(open)``: numba draws from a numpy
+    ``Generator`` the numbers numpy would, and advances its state).
+
+    ``given`` (hours per request) and ``hours_left`` are updated in place; the matches are
+    appended to ``pair_req``, ``pair_pool``, ``pair_hours`` from ``n_pairs`` on, round by
+    round. Returns the number of pairs.
+    """
     n_open = _open_requests(demand, given)
     for _ in range(attempts):
         if n_open == 0 or pool_rows.shape[0] == 0:
@@ -322,69 +328,6 @@ def _assign_rounds(
 def _generator(rng) -> np.random.Generator:
     """The numpy ``Generator`` behind ``rng`` (a stream built on first use stands in for it)."""
     return getattr(rng, "generator", rng)
-
-
-def assign(
-    rng: np.random.Generator,
-    world: World,
-    pool: Pool,
-    req_rows: np.ndarray,
-    demand: np.ndarray,
-    eligible: np.ndarray,
-    attempts: int,
-    local_knowledge: float,
-    walking_km: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Greedy randomised matching of requests (in priority order) to pool volunteers.
-
-    Up to ``attempts`` rounds of :func:`_round`; each draws two uniforms per open request
-    from ``rng`` (the numbers of two calls of ``rng.random(open)``).
-
-    Args:
-        req_rows: person rows of the requesting elders, highest priority first.
-        demand: hours wanted per request (float32).
-        eligible: per pool index, whether the volunteer may serve this kind of need.
-
-    Returns:
-        ``(given, pair_req, pair_pool, pair_hours)``: hours given per request, and the
-        matches as request index, pool index and hours, round by round. ``pool.hours_left``
-        is reduced.
-    """
-    p = world.persons
-    hh = world.households
-    n = len(req_rows)
-    given = np.zeros(n, dtype=np.float32)
-    pair_req = np.empty(n * attempts, dtype=np.int64)
-    pair_pool = np.empty(n * attempts, dtype=np.int64)
-    pair_hours = np.empty(n * attempts, dtype=np.float32)
-    req_hh = p.household[req_rows]
-    n_pairs = _assign_rounds(
-        _generator(rng),
-        demand.astype(np.float32, copy=False),
-        given,
-        req_rows,
-        hh.hamlet[req_hh],
-        p.village[req_rows],
-        hh.x[req_hh],
-        hh.y[req_hh],
-        pool.rows,
-        pool.x,
-        pool.y,
-        pool.hours_left,
-        eligible,
-        pool.hamlet_start,
-        pool.hamlet_count,
-        pool.village_start,
-        pool.village_count,
-        attempts,
-        float(local_knowledge),
-        np.float32(walking_km),
-        pair_req,
-        pair_pool,
-        pair_hours,
-        0,
-    )
-    return given, pair_req[:n_pairs], pair_pool[:n_pairs], pair_hours[:n_pairs]
 
 
 @njit
