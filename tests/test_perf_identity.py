@@ -167,11 +167,10 @@ def _assign_compiled(rng, world, pool, req_rows, demand, eligible, attempts, loc
     given = np.zeros(n, dtype=np.float32)
     pairs = (np.empty(n * attempts, np.int64), np.empty(n * attempts, np.int64), np.empty(n * attempts, np.float32))
     req_hh = p.household[req_rows]
+    req = (req_rows, hh.hamlet[req_hh], p.village[req_rows], hh.x[req_hh], hh.y[req_hh])
     n_pairs = _assign_rounds(
-        rng, demand, given, req_rows, hh.hamlet[req_hh], p.village[req_rows], hh.x[req_hh], hh.y[req_hh],
-        pool.rows, pool.x, pool.y, pool.hours_left, eligible, pool.hamlet_start, pool.hamlet_count,
-        pool.village_start, pool.village_count, attempts, local_knowledge, np.float32(walking_km), *pairs, 0,
-    )  # fmt: skip
+        rng, demand, given, req, pool.arrays(), eligible, attempts, local_knowledge, np.float32(walking_km), pairs, 0
+    )
     return (given, *(a[:n_pairs] for a in pairs))
 
 

@@ -66,6 +66,20 @@ class Pool:
     x: np.ndarray  # float32 km: where each volunteer lives
     y: np.ndarray
 
+    def arrays(self) -> tuple:
+        """The pool as the compiled rounds read it: ``(rows, x, y, hours_left, hamlet_start,
+        hamlet_count, village_start, village_count)``."""
+        return (
+            self.rows,
+            self.x,
+            self.y,
+            self.hours_left,
+            self.hamlet_start,
+            self.hamlet_count,
+            self.village_start,
+            self.village_count,
+        )
+
     @classmethod
     def of_active(cls, world: World) -> Pool:
         p = world.persons
@@ -158,170 +172,106 @@ def _stable_order(values: np.ndarray, n_values: int) -> np.ndarray:
 
 
 @njit
-def _round(
-    u: np.ndarray,
-    demand: np.ndarray,
-    given: np.ndarray,
-    req_rows: np.ndarray,
-    req_hamlet: np.ndarray,
-    req_village: np.ndarray,
-    req_x: np.ndarray,
-    req_y: np.ndarray,
-    pool_rows: np.ndarray,
-    pool_x: np.ndarray,
-    pool_y: np.ndarray,
-    hours_left: np.ndarray,
-    eligible: np.ndarray,
-    hamlet_start: np.ndarray,
-    hamlet_count: np.ndarray,
-    village_start: np.ndarray,
-    village_count: np.ndarray,
-    local_knowledge: float,
-    walking_km: np.float32,
-    pair_req: np.ndarray,
-    pair_pool: np.ndarray,
-    pair_hours: np.ndarray,
-    n_pairs: int,
-) -> tuple[int, int]:
-    """One round of tries: each open request (in priority order) draws one volunteer.
-
-    ``u`` holds two uniform draws per open request: first whether the committee looks in the
-    elder's hamlet (``< local_knowledge``), then which volunteer (a uniform index into the
-    hamlet's or the village's volunteers). A try counts if the volunteer may give this kind
-    of care, has hours left, is not the elder and lives within ``walking_km``. Volunteers
-    picked by several requests serve them in priority order until their hours run out: a
-    request gets ``clip(hours_left - wanted by earlier requests, 0, wanted)``, worked out
-    in float64 as an exclusive cumulative sum over the tries sorted by volunteer.
-
-    Updates ``given`` and ``hours_left``, appends the matches from ``n_pairs`` on, and
-    returns ``(open requests after the round, number of pairs)``.
-    """
-    n_open = u.shape[0] // 2
-    idx = np.empty(n_open, dtype=np.int64)
-    cand = np.empty(n_open, dtype=np.int64)
-    n_try = 0
-    k = 0
-    for i in range(demand.shape[0]):
-        if not demand[i] - given[i] > _OPEN:
-            continue
-        local = u[k] < local_knowledge
-        h = req_hamlet[i]
-        v = req_village[i]
-        if local and hamlet_count[h] > 0:
-            start, count = hamlet_start[h], hamlet_count[h]
-        else:
-            start, count = village_start[v], village_count[v]
-        draw = u[n_open + k]
-        k += 1
-        if count == 0:
-            continue
-        c = start + np.int64(np.floor(draw * count))
-        if not (eligible[c] and hours_left[c] > 0 and pool_rows[c] != req_rows[i]):
-            continue
-        dist = np.float32(math.hypot(req_x[i] - pool_x[c], req_y[i] - pool_y[c]))
-        if dist <= walking_km:
-            idx[n_try] = i
-            cand[n_try] = c
-            n_try += 1
-    if n_try > 0:
-        idx = idx[:n_try]
-        cand = cand[:n_try]
-        order = _stable_order(cand, pool_rows.shape[0])  # by volunteer, then priority
-        cum = 0.0
-        group_before = 0.0
-        delta = 0.0
-        for j in range(n_try):
-            i = idx[order[j]]
-            c = cand[order[j]]
-            want = np.float64(demand[i] - given[i])
-            before = cum  # cumulative sum of the wanted hours before this try (float64)
-            cum += want
-            first = j == 0 or cand[order[j - 1]] != c
-            if first:
-                group_before = before
-                delta = 0.0
-            give = np.float32(min(max(hours_left[c] - (before - group_before), 0.0), want))
-            if give > 0:
-                given[i] += give
-                delta += np.float64(give)
-                pair_req[n_pairs] = i
-                pair_pool[n_pairs] = c
-                pair_hours[n_pairs] = give
-                n_pairs += 1
-            last = j == n_try - 1 or cand[order[j + 1]] != c
-            if last and delta != 0.0:
-                hours_left[c] -= np.float32(delta)
-        for c in range(hours_left.shape[0]):
-            hours_left[c] = max(hours_left[c], np.float32(0.0))
-    return _open_requests(demand, given), n_pairs
-
-
-@njit
 def _assign_rounds(
     g: np.random.Generator,
     demand: np.ndarray,
     given: np.ndarray,
-    req_rows: np.ndarray,
-    req_hamlet: np.ndarray,
-    req_village: np.ndarray,
-    req_x: np.ndarray,
-    req_y: np.ndarray,
-    pool_rows: np.ndarray,
-    pool_x: np.ndarray,
-    pool_y: np.ndarray,
-    hours_left: np.ndarray,
+    req: tuple,
+    pool: tuple,
     eligible: np.ndarray,
-    hamlet_start: np.ndarray,
-    hamlet_count: np.ndarray,
-    village_start: np.ndarray,
-    village_count: np.ndarray,
     attempts: int,
     local_knowledge: float,
     walking_km: np.float32,
-    pair_req: np.ndarray,
-    pair_pool: np.ndarray,
-    pair_hours: np.ndarray,
+    pairs: tuple,
     n_pairs: int,
 ) -> int:
-    """Greedy randomised matching of requests (in priority order) to pool volunteers: up to
-    ``attempts`` rounds of :func:`_round`, each drawing two uniforms per open request from
-    ``g`` (the numbers of two calls of ``g.random(open)``: numba draws from a numpy
-    ``Generator`` the numbers numpy would, and advances its state).
+    """Greedy randomised matching of requests (in priority order) to pool volunteers.
 
-    ``given`` (hours per request) and ``hours_left`` are updated in place; the matches are
-    appended to ``pair_req``, ``pair_pool``, ``pair_hours`` from ``n_pairs`` on, round by
-    round. Returns the number of pairs.
+    Up to ``attempts`` rounds. In each, every open request (``demand - given > 1e-6``) draws
+    one volunteer; the round's draws are two uniforms per open request from ``g`` (the
+    numbers of two calls of ``g.random(open)``: numba draws from a numpy ``Generator`` the
+    numbers numpy would, and advances its state): first whether the committee looks in the
+    elder's hamlet (``< local_knowledge``), then which volunteer (a uniform index into the
+    hamlet's or the village's volunteers). A try counts if the volunteer may give this kind
+    of care (``eligible``), has hours left, is not the elder and lives within
+    ``walking_km``. Volunteers picked by several requests serve them in priority order until
+    their hours run out: a request gets ``clip(hours_left - wanted by earlier requests, 0,
+    wanted)``, worked out in float64 as an exclusive cumulative sum over the round's tries
+    sorted by volunteer.
+
+    Args:
+        req: the requests' ``(rows, hamlet, village, x, y)``.
+        pool: :meth:`Pool.arrays`; its ``hours_left`` is reduced in place.
+        pairs: ``(pair_req, pair_pool, pair_hours)``, the matches (request index, pool
+            index, hours) appended from ``n_pairs`` on, round by round.
+
+    ``given`` (hours per request) is updated in place. Returns the number of pairs.
     """
+    req_rows, req_hamlet, req_village, req_x, req_y = req
+    pool_rows, pool_x, pool_y, hours_left, hamlet_start, hamlet_count, village_start, village_count = pool
+    pair_req, pair_pool, pair_hours = pairs
     n_open = _open_requests(demand, given)
     for _ in range(attempts):
         if n_open == 0 or pool_rows.shape[0] == 0:
             break
         u = g.random(2 * n_open)
-        n_open, n_pairs = _round(
-            u,
-            demand,
-            given,
-            req_rows,
-            req_hamlet,
-            req_village,
-            req_x,
-            req_y,
-            pool_rows,
-            pool_x,
-            pool_y,
-            hours_left,
-            eligible,
-            hamlet_start,
-            hamlet_count,
-            village_start,
-            village_count,
-            local_knowledge,
-            walking_km,
-            pair_req,
-            pair_pool,
-            pair_hours,
-            n_pairs,
-        )
+        idx = np.empty(n_open, dtype=np.int64)
+        cand = np.empty(n_open, dtype=np.int64)
+        n_try = 0
+        k = 0
+        for i in range(demand.shape[0]):
+            if not demand[i] - given[i] > _OPEN:
+                continue
+            local = u[k] < local_knowledge
+            h = req_hamlet[i]
+            v = req_village[i]
+            if local and hamlet_count[h] > 0:
+                start, count = hamlet_start[h], hamlet_count[h]
+            else:
+                start, count = village_start[v], village_count[v]
+            draw = u[n_open + k]
+            k += 1
+            if count == 0:
+                continue
+            c = start + np.int64(np.floor(draw * count))
+            if not (eligible[c] and hours_left[c] > 0 and pool_rows[c] != req_rows[i]):
+                continue
+            dist = np.float32(math.hypot(req_x[i] - pool_x[c], req_y[i] - pool_y[c]))
+            if dist <= walking_km:
+                idx[n_try] = i
+                cand[n_try] = c
+                n_try += 1
+        if n_try > 0:
+            idx = idx[:n_try]
+            cand = cand[:n_try]
+            order = _stable_order(cand, pool_rows.shape[0])  # by volunteer, then priority
+            cum = 0.0
+            group_before = 0.0
+            delta = 0.0
+            for j in range(n_try):
+                i = idx[order[j]]
+                c = cand[order[j]]
+                want = np.float64(demand[i] - given[i])
+                before = cum  # cumulative sum of the wanted hours before this try (float64)
+                cum += want
+                first = j == 0 or cand[order[j - 1]] != c
+                if first:
+                    group_before = before
+                    delta = 0.0
+                give = np.float32(min(max(hours_left[c] - (before - group_before), 0.0), want))
+                if give > 0:
+                    given[i] += give
+                    delta += np.float64(give)
+                    pair_req[n_pairs] = i
+                    pair_pool[n_pairs] = c
+                    pair_hours[n_pairs] = give
+                    n_pairs += 1
+                last = j == n_try - 1 or cand[order[j + 1]] != c
+                if last and delta != 0.0:
+                    hours_left[c] -= np.float32(delta)
+            for c in range(hours_left.shape[0]):
+                hours_left[c] = max(hours_left[c], np.float32(0.0))
+        n_open = _open_requests(demand, given)
     return n_pairs
 
 
@@ -445,14 +395,7 @@ def _manual(
     hamlet: np.ndarray,
     hh_x: np.ndarray,
     hh_y: np.ndarray,
-    pool_rows: np.ndarray,
-    pool_x: np.ndarray,
-    pool_y: np.ndarray,
-    hours_left: np.ndarray,
-    hamlet_start: np.ndarray,
-    hamlet_count: np.ndarray,
-    village_start: np.ndarray,
-    village_count: np.ndarray,
+    pool: tuple,
     attempts: int,
     local_knowledge: float,
     walking_km: np.float32,
@@ -512,9 +455,12 @@ def _manual(
         req_village[i] = village[r]
         req_x[i] = hh_x[household[r]]
         req_y[i] = hh_y[household[r]]
+    req = (req_rows, req_hamlet, req_village, req_x, req_y)
+    pool_rows = pool[0]
     pair_req = np.empty(2 * m * attempts, dtype=np.int64)
     pair_pool = np.empty(2 * m * attempts, dtype=np.int64)
     pair_hours = np.empty(2 * m * attempts, dtype=np.float32)
+    pairs = (pair_req, pair_pool, pair_hours)
     n_pairs = 0
     for professional in (True, False):
         kinds = _PROFESSIONAL if professional else _GENERAL
@@ -530,32 +476,7 @@ def _manual(
             demand[i] = total
         given = np.zeros(m, dtype=np.float32)
         start = n_pairs
-        n_pairs = _assign_rounds(
-            g,
-            demand,
-            given,
-            req_rows,
-            req_hamlet,
-            req_village,
-            req_x,
-            req_y,
-            pool_rows,
-            pool_x,
-            pool_y,
-            hours_left,
-            eligible,
-            hamlet_start,
-            hamlet_count,
-            village_start,
-            village_count,
-            attempts,
-            local_knowledge,
-            walking_km,
-            pair_req,
-            pair_pool,
-            pair_hours,
-            n_pairs,
-        )
+        n_pairs = _assign_rounds(g, demand, given, req, pool, eligible, attempts, local_knowledge, walking_km, pairs, n_pairs)
         elder_pos = np.empty(n_pairs - start, dtype=np.int64)
         helper_rows = np.empty(n_pairs - start, dtype=np.int64)
         for j in range(start, n_pairs):
@@ -614,14 +535,7 @@ def manual_match(
         hh.hamlet,
         hh.x,
         hh.y,
-        pool.rows,
-        pool.x,
-        pool.y,
-        pool.hours_left,
-        pool.hamlet_start,
-        pool.hamlet_count,
-        pool.village_start,
-        pool.village_count,
+        pool.arrays(),
         cm.attempts_per_request,
         float(cm.local_knowledge),
         np.float32(cm.walking_distance_km),
