@@ -26,6 +26,17 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PREFECTURE = str(ROOT / "scenarios" / "prefecture.toml")
+COLUMNS = (
+    "engine",
+    "persons",
+    "villages",
+    "steps",
+    "person_steps_per_s",
+    "cpu_person_steps_per_s",
+    "seconds_per_step",
+    "peak_rss_mb",
+)
+"""The figures of a run printed as it ends and shown in every table."""
 
 
 def bench(engine: str, steps: int, sets: dict[str, object], inert: bool = False) -> dict:
@@ -40,17 +51,7 @@ def bench(engine: str, steps: int, sets: dict[str, object], inert: bool = False)
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True, cwd=ROOT)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     result["set"] = sets
-    keys = (
-        "engine",
-        "persons",
-        "villages",
-        "steps",
-        "person_steps_per_s",
-        "cpu_person_steps_per_s",
-        "seconds_per_step",
-        "peak_rss_mb",
-    )
-    print(json.dumps({k: result[k] for k in keys}), flush=True)
+    print(json.dumps({k: result[k] for k in COLUMNS}), flush=True)
     return result
 
 
@@ -141,17 +142,7 @@ def plot(runs: dict, meta: dict) -> None:
 
 
 def _table(rows: list[dict], extra: list[str] | None = None) -> str:
-    cols = [
-        "engine",
-        "persons",
-        "villages",
-        "steps",
-        "person_steps_per_s",
-        "cpu_person_steps_per_s",
-        "seconds_per_step",
-        "peak_rss_mb",
-        *(extra or []),
-    ]
+    cols = [*COLUMNS, *(extra or [])]
     head = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n"
     body = ""
     for r in rows:
