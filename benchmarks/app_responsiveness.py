@@ -43,7 +43,7 @@ def server_side(scenario: str, compare: bool, steps: int) -> tuple[list[float], 
     import ipyvuetify as v
     import solara
 
-    from villagesim.app import Page
+    from villagesim.app.page import Page
 
     box, rc = solara.render(Page(), handle_error=False)
     for w in rc.find(v.Select).widgets:
@@ -91,7 +91,7 @@ def browser_side(steps: int) -> dict[str, list[float]]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     script = Path(sys.executable).with_name("villagesim")
-    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "villagesim.cli"]
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "villagesim"]
     proc = subprocess.Popen([*cmd, "app", "--port", str(port)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     out: dict[str, list[float]] = {}

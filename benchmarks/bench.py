@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     args = parser.parse_args(argv)
 
-    from villagesim.scenario import load_scenario
+    from villagesim.config.loading import load_scenario
 
     scenario = load_scenario(args.scenario).scenario
     overrides = {}

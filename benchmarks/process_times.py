@@ -29,7 +29,7 @@ def main() -> None:
 
     import villagesim.model as vm
     from villagesim.processes import PROCESSES
-    from villagesim.scenario import load_scenario
+    from villagesim.config.loading import load_scenario
 
     scenario = load_scenario(args.scenario).scenario
     if args.set:

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from villagesim import __version__
-from villagesim.experiment import compare, comparison_figures
-from villagesim.scenario import load_scenario
+from villagesim.experiments.compare import compare, comparison_figures
+from villagesim.config.loading import load_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "scenarios"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from villagesim.schema import Scenario
+from villagesim.config.schema import Scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "scenarios"
@@ -18,7 +18,7 @@ def compiled_kernels() -> None:
     test runs: on a fresh machine that takes some seconds, which would otherwise fall on
     whichever test steps a model first (or on a browser page or worker it starts)."""
     from villagesim.model import VillageModel
-    from villagesim.scenario import load_scenario
+    from villagesim.config.loading import load_scenario
 
     for name in ("platform", "time_bank"):
         scenario = load_scenario(SCENARIOS / f"{name}.toml").scenario.with_overrides({"population.villages": 2})

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 from conftest import SCENARIOS, write
-from villagesim.analysis import analyze, correlation_ratio, prim
-from villagesim.cli import main
-from villagesim.design import build_design, load_experiment
-from villagesim.sweep import SweepStore, TaskResult, sweep
+from villagesim.experiments.analysis import analyze, correlation_ratio, prim
+from villagesim.cli.main import main
+from villagesim.experiments.design import build_design, load_experiment
+from villagesim.experiments.sweep import SweepStore, TaskResult, sweep
 
 
 def test_prim_finds_a_known_box():

@@ -14,13 +14,13 @@ import pandas as pd
 import pytest
 import solara
 
-from villagesim.app import LeverPanel, Page, ScenarioFileInput, figures_zip
-from villagesim.app_figures import CountyMap, county_positions, village_at
-from villagesim.app_session import SLIDER_CAPS, PageRun, lever_specs, load_uploaded, shipped_scenarios, validate_seed
-from villagesim.cli import main
+from villagesim.app.page import LeverPanel, Page, ScenarioFileInput, figures_zip
+from villagesim.app.figures import CountyMap, county_positions, village_at
+from villagesim.app.session import SLIDER_CAPS, PageRun, lever_specs, load_uploaded, shipped_scenarios, validate_seed
+from villagesim.cli.main import main
 from villagesim.errors import ScenarioError
 from villagesim.model import VillageModel
-from villagesim.schema import Scenario
+from villagesim.config.schema import Scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -300,7 +300,7 @@ def test_the_pinned_stack_serves_the_page_offline():
     assert int(version("ipyvuetify").split(".")[0]) < 2
     import solara_assets  # noqa: F401  (the package holding the cdn files)
 
-    source = "".join((ROOT / "src" / "villagesim" / name).read_text() for name in ("app.py", "app_figures.py", "app_session.py"))
+    source = "".join((ROOT / "src" / "villagesim" / "app" / name).read_text() for name in ("page.py", "figures.py", "session.py"))
     for forbidden in ("solara.Markdown", "import altair", "vega", "CommandConsole"):
         assert forbidden not in source, forbidden
 
@@ -344,7 +344,7 @@ def test_the_app_server_is_set_up_without_telemetry():
     import sys
 
     code = (
-        "from villagesim.cli_app import offline_environment; offline_environment()\n"
+        "from villagesim.cli.app import offline_environment; offline_environment()\n"
         "import solara.server.settings as s\n"
         "print(s.telemetry.mixpanel_enable, s.main.mode)\n"
     )

@@ -62,7 +62,7 @@ def _villagesim_command() -> list[str]:
     if script.exists():
         return [str(script)]
     found = shutil.which("villagesim")
-    return [found] if found else [sys.executable, "-m", "villagesim.cli"]
+    return [found] if found else [sys.executable, "-m", "villagesim"]
 
 
 @pytest.fixture(scope="module")

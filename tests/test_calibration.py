@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, SCENARIOS
-from villagesim.calibration import (
+from villagesim.calibration.fitting import (
     BEHAVIOUR_PRIORS,
     PARTICIPATION_SD,
     TARGET_BY_KEY,
@@ -19,8 +19,8 @@ from villagesim.calibration import (
     participation_at,
     scale_old_bands,
 )
-from villagesim.cli import main
-from villagesim.scenario import load_scenario
+from villagesim.cli.main import main
+from villagesim.config.loading import load_scenario
 
 FITTED = ROOT / "docs" / "calibration" / "fitted.json"
 

@@ -39,7 +39,7 @@ from scipy import stats
 from villagesim.model import VillageModel
 from villagesim.reference import ReferenceModel, governance_inert, run_reference
 from villagesim.reference.agents import Person
-from villagesim.schema import Scenario
+from villagesim.config.schema import Scenario
 
 R = 30
 STEPS = 78

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, SCENARIOS, write
-from villagesim.cli import main
-from villagesim.design import build_design, load_experiment, point_seed
+from villagesim.cli.main import main
+from villagesim.experiments.design import build_design, load_experiment, point_seed
 from villagesim.errors import ScenarioError
 
 EXPERIMENTS = ROOT / "experiments"

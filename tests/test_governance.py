@@ -15,9 +15,9 @@ from scipy import stats
 
 from conftest import SCENARIOS
 from villagesim.model import VillageModel
-from villagesim.runner import run_scenario
-from villagesim.scenario import load_scenario
-from villagesim.schema import Intervention, Scenario
+from villagesim.runs.runner import run_scenario
+from villagesim.config.loading import load_scenario
+from villagesim.config.schema import Intervention, Scenario
 
 
 def scenario(name: str = "baseline", **overrides) -> Scenario:

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from villagesim.model import VillageModel
-from villagesim.population import AWAY, DEAD, ELDER_AGE, RESIDENT, _band3, build_world
+from villagesim.state.population import AWAY, DEAD, ELDER_AGE, RESIDENT, _band3, build_world
 from villagesim.processes import demography, family, needs
 from villagesim.processes.demography import annual_hazard
 from villagesim.processes.matching import committee_capacity
 from villagesim.processes.week import Week
 from villagesim.rng import Streams
-from villagesim.schema import Scenario
+from villagesim.config.schema import Scenario
 
 
 def big(**sections) -> Scenario:

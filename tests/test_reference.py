@@ -7,10 +7,10 @@ import math
 import pytest
 
 from villagesim.errors import VillagesimError
-from villagesim.metrics import COLUMNS
+from villagesim.outputs.sums import COLUMNS
 from villagesim.reference import REFERENCE_COLUMNS, ReferenceModel, governance_inert
 from villagesim.reference.agents import AWAY, RESIDENT, Committee, Person
-from villagesim.schema import Scenario
+from villagesim.config.schema import Scenario
 
 
 def village(**sections) -> Scenario:

@@ -11,12 +11,12 @@ import pandas as pd
 import pytest
 
 from conftest import SCENARIOS, write
-from villagesim.cli import main
-from villagesim.metrics import COLUMNS
+from villagesim.cli.main import main
+from villagesim.outputs.sums import COLUMNS
 from villagesim.model import VillageModel
-from villagesim.results import atomic_folder
-from villagesim.runner import run_scenario
-from villagesim.scenario import load_scenario
+from villagesim.runs.folder import atomic_folder
+from villagesim.runs.runner import run_scenario
+from villagesim.config.loading import load_scenario
 
 REQUIRED = (
     "step, replicate, residents, elders, need_hours, met_hours_family, met_hours_volunteer, met_hours_peer, "
@@ -78,7 +78,7 @@ def test_bad_file_one_line_no_traceback_no_results(tmp_path, text):
     path = write(tmp_path, "bad.toml", text)
     out = tmp_path / "out"
     for cmd in (["check", str(path)], ["run", str(path), "--out", str(out)]):
-        proc = subprocess.run([sys.executable, "-m", "villagesim.cli", *cmd], capture_output=True, text=True, cwd=tmp_path)
+        proc = subprocess.run([sys.executable, "-m", "villagesim", *cmd], capture_output=True, text=True, cwd=tmp_path)
         assert proc.returncode == 2, proc.stderr
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("villagesim: error: ") and str(path) in lines[0], proc.stderr

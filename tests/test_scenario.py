@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from conftest import SCENARIOS, write
 from villagesim.errors import ScenarioError
-from villagesim.scenario import apply_overrides, load_scenario, scenario_to_toml
-from villagesim.schema import Scenario
+from villagesim.config.loading import apply_overrides, load_scenario, scenario_to_toml
+from villagesim.config.schema import Scenario
 
 
 @pytest.mark.parametrize("path", sorted(SCENARIOS.glob("*.toml")), ids=lambda p: p.name)

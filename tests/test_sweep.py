@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT, kill_once_parts_written, write
-from villagesim.cli import main
-from villagesim.design import build_design, load_experiment
+from villagesim.cli.main import main
+from villagesim.experiments.design import build_design, load_experiment
 from villagesim.errors import VillagesimError
-from villagesim.sweep import SweepStore, make_jobqueue_cluster, sweep
+from villagesim.experiments.sweep import SweepStore, make_jobqueue_cluster, sweep
 
 VILLAGESIM = str(Path(sys.executable).parent / "villagesim")
 
@@ -161,7 +161,7 @@ def test_killed_driver_resumes_to_a_complete_dataset_without_duplicates(referenc
 
 def test_ctrl_c_keeps_finished_runs(reference, tmp_path, monkeypatch, capsys):
     path, _ = reference
-    import villagesim.sweep as sw
+    import villagesim.experiments.sweep as sw
 
     calls = {"n": 0}
     real = sw.run_task

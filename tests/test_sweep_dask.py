@@ -14,8 +14,8 @@ import pytest
 
 from conftest import kill_once_parts_written, parts_written
 from test_sweep import assert_complete_and_equal, tiny_experiment
-from villagesim.design import load_experiment
-from villagesim.sweep import SweepStore, sweep
+from villagesim.experiments.design import load_experiment
+from villagesim.experiments.sweep import SweepStore, sweep
 
 BIN = Path(sys.executable).parent
 
@@ -102,7 +102,7 @@ def dask_cluster(tmp_path):
         with Client(scheduler_file=str(sched_file), timeout="30s") as client:
             client.wait_for_workers(2, timeout=60)
             # warm both workers up (imports), so the sweep's timing is about the runs
-            client.run(lambda: __import__("villagesim.sweep"))
+            client.run(lambda: __import__("villagesim.experiments.sweep"))
         yield {"scheduler_file": sched_file, "scheduler": procs[0], "workers": procs[1:]}
     finally:
         for proc in reversed(procs):
@@ -151,7 +151,7 @@ def test_worker_killed_mid_sweep_every_run_once_and_equal_to_serial(dask_cluster
 def test_local_cluster_gives_the_serial_rows_with_a_bounded_buffer(serial, tmp_path, monkeypatch):
     """A local cluster of two workers; the driver never holds more than ``max_inflight`` tasks
     submitted but not yet written."""
-    from villagesim.sweep import close_client, make_client
+    from villagesim.experiments.sweep import close_client, make_client
 
     path, reference = serial
     written = {"n": 0, "max_outstanding": 0}

@@ -1,7 +1,7 @@
 """Grounded defaults: the baseline reproduces the published figures of calibration_targets.csv.
 
 Each statistical check pools several replicates; the tolerances are the accepted ranges
-of :data:`villagesim.calibration.TARGETS` (the published range, or 3-5 points around a
+of :data:`villagesim.calibration.fitting.TARGETS` (the published range, or 3-5 points around a
 point figure), which are several standard errors of the pooled estimate wide.
 """
 
@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, SCENARIOS
-from villagesim.calibration import TARGET_BY_KEY, TARGETS, Observation, build_statistics, observe, observe_many
-from villagesim.scenario import load_scenario
-from villagesim.schema import Scenario
+from villagesim.calibration.fitting import TARGET_BY_KEY, TARGETS, Observation, build_statistics, observe, observe_many
+from villagesim.config.loading import load_scenario
+from villagesim.config.schema import Scenario
 
 CSV = ROOT.parent / "shared/data/calibration_targets.csv"
 

@@ -9,9 +9,9 @@ import pytest
 from scipy import stats
 
 from conftest import SCENARIOS
-from villagesim import validation
-from villagesim.cli import main
-from villagesim.validation import PATTERNS, Effect, Pattern, ValidationSettings, paired_ci, run_pattern
+from villagesim.calibration import validation
+from villagesim.cli.main import main
+from villagesim.calibration.validation import PATTERNS, Effect, Pattern, ValidationSettings, paired_ci, run_pattern
 
 
 def test_paired_ci_is_the_t_interval_of_the_differences():
@@ -22,7 +22,7 @@ def test_paired_ci_is_the_t_interval_of_the_differences():
 
 
 def test_patterns_name_existing_scenarios_and_outcomes():
-    from villagesim.metrics import COLUMNS
+    from villagesim.outputs.sums import COLUMNS
 
     for p in PATTERNS:
         assert (SCENARIOS / p.baseline).exists() and (SCENARIOS / p.intervention).exists(), p.name

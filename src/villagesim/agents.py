@@ -1,7 +1,7 @@
 """Mesa agents of villagesim.
 
 ``Elder`` and ``Volunteer`` are *views* on one row of the person table
-(:class:`~villagesim.population.Persons`): they hold no copy of the state, so reading an
+(:class:`~villagesim.state.population.Persons`): they hold no copy of the state, so reading an
 attribute gives the current value and writing one changes the table. The model creates
 them on demand (for inspection and the browser page), never for every villager of a large
 run. ``VillageCommittee`` is an ordinary Mesa agent, one per village.
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import mesa
 import numpy as np
 
-from villagesim.population import AWAY, DEAD, ELDER_AGE, RESIDENT
+from villagesim.state.population import AWAY, DEAD, ELDER_AGE, RESIDENT
 
 if TYPE_CHECKING:  # imported for type hints only: model imports this module
     from villagesim.model import VillageModel
@@ -144,7 +144,7 @@ class VillageCommittee(mesa.Agent):
     @property
     def facilities(self) -> list[dict]:
         """The village's built facilities: kind, operating, manager, running funds left (RMB)."""
-        from villagesim.institutions import KINDS
+        from villagesim.state.institutions import KINDS
 
         fac = self.model.world.institutions.facilities
         managers = ("none", "paid", "volunteer", "party member")
@@ -181,7 +181,7 @@ class Government(mesa.Agent):
     @property
     def shares(self) -> dict[str, float]:
         """Current budget split by use."""
-        from villagesim.schema import BUDGET_USES
+        from villagesim.config.schema import BUDGET_USES
 
         return dict(zip(BUDGET_USES, self.treasury.shares.tolist(), strict=True))
 

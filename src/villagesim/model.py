@@ -25,16 +25,16 @@ import pandas as pd
 from mesa.agent import AgentSet
 
 from villagesim.agents import NGO, Elder, Government, PersonView, VillageCommittee, Volunteer
-from villagesim.institutions import effective_scenario, init_institutions, ngo_entry
-from villagesim.metrics import COLUMNS, village_sums, with_ratios
-from villagesim.population import ELDER_AGE, RESIDENT, World, build_world
+from villagesim.state.institutions import effective_scenario, init_institutions, ngo_entry
+from villagesim.outputs.sums import COLUMNS, village_sums, with_ratios
+from villagesim.state.population import ELDER_AGE, RESIDENT, World, build_world
 from villagesim.processes import PROCESSES
-from villagesim.processes.institutions import decide_year, reallocate
+from villagesim.processes.budget import decide_year, reallocate
 from villagesim.processes.volunteering import candidates_mask
 from villagesim.processes.week import Week
 from villagesim.rng import Streams
-from villagesim.scenario import apply_overrides, load_scenario
-from villagesim.schema import Scenario
+from villagesim.config.loading import apply_overrides, load_scenario
+from villagesim.config.schema import Scenario
 
 
 class Recorder:
@@ -104,7 +104,7 @@ class VillageModel(mesa.Model):
     """The villages of a scenario, stepped week by week.
 
     Args:
-        scenario: a :class:`~villagesim.schema.Scenario`, a path to a scenario file, or
+        scenario: a :class:`~villagesim.config.schema.Scenario`, a path to a scenario file, or
             ``None`` for the schema defaults.
         replicate: replicate number; with the seed it selects the random streams.
         seed: root seed (defaults to ``scenario.run.seed``).

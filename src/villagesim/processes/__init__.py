@@ -8,12 +8,12 @@ them in order. Each module's docstring says what it reads and what it writes.
 
 from villagesim.processes import (
     asking,
+    budget,
     demography,
     facilities,
     family,
     finance,
     health,
-    institutions,
     matching,
     needs,
     ngo,
@@ -21,7 +21,7 @@ from villagesim.processes import (
     volunteering,
 )
 
-PROCESSES = [demography, health, needs, family, asking, volunteering, matching, ngo, facilities, finance, institutions, trust]
+PROCESSES = [demography, health, needs, family, asking, volunteering, matching, ngo, facilities, finance, budget, trust]
 """Processes in the order of a step; their ``NAME`` keys their random stream."""
 
 __all__ = ["PROCESSES"]

@@ -13,9 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 from villagesim.jit import njit
-from villagesim.population import World
+from villagesim.state.population import World
 from villagesim.processes.week import Week
-from villagesim.schema import Scenario
+from villagesim.config.schema import Scenario
 
 NAME = "asking"
 

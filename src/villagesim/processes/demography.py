@@ -17,9 +17,9 @@ from functools import lru_cache
 import numpy as np
 
 from villagesim.jit import njit
-from villagesim.population import AWAY, DEAD, RESIDENT, World
+from villagesim.state.population import AWAY, DEAD, RESIDENT, World
 from villagesim.processes.week import Week
-from villagesim.schema import Scenario
+from villagesim.config.schema import Scenario
 
 NAME = "demography"
 WEEKS_PER_YEAR = 52.0

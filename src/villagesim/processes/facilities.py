@@ -34,11 +34,11 @@ import weakref
 
 import numpy as np
 
-from villagesim.institutions import CANTEEN, HOME, NO_MANAGER, PAID, PARTY, POINT, VOLUNTEER, WEEKS_PER_YEAR, Facilities
+from villagesim.state.institutions import CANTEEN, HOME, NO_MANAGER, PAID, PARTY, POINT, VOLUNTEER, WEEKS_PER_YEAR, Facilities
 from villagesim.jit import njit
-from villagesim.population import Households, World
+from villagesim.state.population import Households, World
 from villagesim.processes.week import COMPANION, DAILY, MEALS, Week, rank_within
-from villagesim.schema import Scenario
+from villagesim.config.schema import Scenario
 
 NAME = "facilities"
 

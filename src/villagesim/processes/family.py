@@ -18,9 +18,9 @@ from __future__ import annotations
 import numpy as np
 
 from villagesim.jit import njit
-from villagesim.population import ELDER_AGE, RESIDENT, World
+from villagesim.state.population import ELDER_AGE, RESIDENT, World
 from villagesim.processes.week import GENERAL_KINDS, Week
-from villagesim.schema import Scenario
+from villagesim.config.schema import Scenario
 
 NAME = "family"
 _GENERAL = np.asarray(GENERAL_KINDS, dtype=np.int64)

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from villagesim.institutions import WEEKS_PER_YEAR, spend
-from villagesim.population import World
+from villagesim.state.institutions import WEEKS_PER_YEAR, spend
+from villagesim.state.population import World
 from villagesim.processes import timebank
 from villagesim.processes.week import Week
-from villagesim.schema import BUDGET_USES, Scenario
+from villagesim.config.schema import BUDGET_USES, Scenario
 
 NAME = "finance"
 

@@ -18,10 +18,10 @@ from functools import lru_cache
 import numpy as np
 
 from villagesim.jit import njit
-from villagesim.population import DEAD, ELDER_AGE, RESIDENT, World
+from villagesim.state.population import DEAD, ELDER_AGE, RESIDENT, World
 from villagesim.processes.demography import weekly_probability
 from villagesim.processes.week import Week
-from villagesim.schema import Scenario
+from villagesim.config.schema import Scenario
 
 NAME = "health"
 MAX_LEVEL = 4

@@ -36,11 +36,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from villagesim.jit import njit
-from villagesim.population import ELDER_AGE, World
+from villagesim.state.population import ELDER_AGE, World
 from villagesim.processes import platform, timebank
 from villagesim.processes.week import GENERAL_KINDS, PROFESSIONAL, Week
 from villagesim.rng import substream
-from villagesim.schema import Scenario
+from villagesim.config.schema import Scenario
 
 NAME = "matching"
 MANUAL, PLATFORM = 0, 1

@@ -14,9 +14,9 @@ from functools import lru_cache
 import numpy as np
 
 from villagesim.jit import njit
-from villagesim.population import ELDER_AGE, RESIDENT, World
+from villagesim.state.population import ELDER_AGE, RESIDENT, World
 from villagesim.processes.week import COMPANION, DAILY, MEALS, PROFESSIONAL, Week
-from villagesim.schema import Scenario
+from villagesim.config.schema import Scenario
 
 NAME = "needs"
 

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from villagesim.institutions import WEEKS_PER_YEAR, spend
-from villagesim.population import World
+from villagesim.state.institutions import WEEKS_PER_YEAR, spend
+from villagesim.state.population import World
 from villagesim.processes.week import DAILY, PROFESSIONAL, Week
-from villagesim.schema import Scenario
+from villagesim.config.schema import Scenario
 
 NAME = "ngo"
 

@@ -18,10 +18,10 @@ from __future__ import annotations
 import numpy as np
 
 from villagesim.jit import njit
-from villagesim.population import ELDER_AGE, RESIDENT, World
+from villagesim.state.population import ELDER_AGE, RESIDENT, World
 from villagesim.processes.asking import logistic
 from villagesim.processes.week import Week, neighbour_count_sum
-from villagesim.schema import Scenario
+from villagesim.config.schema import Scenario
 
 NAME = "volunteering"
 

@@ -2,7 +2,7 @@
 
 This is the oracle for the vectorised core (:class:`villagesim.model.VillageModel`) and
 the baseline for its speed. It reads the same scenario files, starts from the same
-initial villages (:func:`villagesim.population.build_world` with the run's ``population``
+initial villages (:func:`villagesim.state.population.build_world` with the run's ``population``
 stream, copied into :class:`~villagesim.reference.agents.Person` objects) and reports the
 same output columns (those of :data:`REFERENCE_COLUMNS`), but steps the way a Mesa user
 writes a model: ``AgentSet.shuffle_do`` of a method per process, households and family
@@ -25,7 +25,7 @@ the platform. The reference refuses a scenario that switches those on
 
 Example:
     >>> from villagesim.reference import ReferenceModel, governance_inert
-    >>> from villagesim.schema import Scenario
+    >>> from villagesim.config.schema import Scenario
     >>> s = governance_inert(Scenario.model_validate({"population": {"residents_per_village": 200}}))
     >>> model = ReferenceModel(s, steps=3)
     >>> for _ in range(3):
@@ -46,11 +46,11 @@ import numpy as np
 import pandas as pd
 
 from villagesim.errors import VillagesimError
-from villagesim.population import build_world
+from villagesim.state.population import build_world
 from villagesim.reference.agents import ELDER_AGE, GENERAL, RESIDENT, Committee, Household, Person
 from villagesim.rng import Streams
-from villagesim.scenario import apply_overrides, load_scenario
-from villagesim.schema import Scenario, leaf_paths
+from villagesim.config.loading import apply_overrides, load_scenario
+from villagesim.config.schema import Scenario, leaf_paths
 
 REFERENCE_COLUMNS: list[str] = [
     "residents",
@@ -91,7 +91,7 @@ REFERENCE_COLUMNS: list[str] = [
     "mean_answer_hours",
     "unmet_share_alone",
 ]
-"""Output columns the reference computes (a subset of :data:`villagesim.metrics.COLUMNS`)."""
+"""Output columns the reference computes (a subset of :data:`villagesim.outputs.sums.COLUMNS`)."""
 
 UNSUPPORTED_LEVERS: dict[str, Any] = {
     "policy.time_bank.enabled": False,
@@ -158,7 +158,7 @@ class ReferenceModel(mesa.Model):
     """The villages of a scenario as one Mesa agent per villager.
 
     Args:
-        scenario: a :class:`~villagesim.schema.Scenario`, a path to a scenario file, or
+        scenario: a :class:`~villagesim.config.schema.Scenario`, a path to a scenario file, or
             ``None`` for the schema defaults.
         replicate: replicate number; with the seed it selects the initial villages (the
             same as the vectorised model's) and the random numbers of the dynamics.

@@ -20,12 +20,12 @@ from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from villagesim.metrics import COLUMNS
+from villagesim.outputs.sums import COLUMNS
 from villagesim.model import VillageModel
-from villagesim.plots import SOURCE_LABELS
-from villagesim.population import ELDER_AGE, RESIDENT
+from villagesim.outputs.figures import SOURCE_LABELS
+from villagesim.state.population import ELDER_AGE, RESIDENT
 from villagesim.processes.week import SOURCES
-from villagesim.schema import CARE_LEVELS
+from villagesim.config.schema import CARE_LEVELS
 
 WEEKS_PER_YEAR = 52.0
 DPI = 72

@@ -28,8 +28,8 @@ def _workers(value: int | None) -> int:
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
-    from villagesim.calibration import CalibrationSettings, calibrate, write_result
-    from villagesim.scenario import load_scenario
+    from villagesim.calibration.fitting import CalibrationSettings, calibrate, write_result
+    from villagesim.config.loading import load_scenario
 
     scenario = load_scenario(args.scenario).scenario
     settings = CalibrationSettings.quick() if args.quick else CalibrationSettings()
@@ -63,7 +63,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from villagesim.validation import ValidationSettings, validate
+    from villagesim.calibration.validation import ValidationSettings, validate
 
     settings = ValidationSettings.quick() if args.quick else ValidationSettings()
     settings = ValidationSettings(**{**settings.__dict__, "workers": _workers(args.workers)})

@@ -1,6 +1,6 @@
 """``villagesim app [SCENARIO] [--port N] [--host H]``: serve the browser page.
 
-The page (:mod:`villagesim.app`) is served by Solara's own server (Starlette on uvicorn),
+The page (:mod:`villagesim.app.page`) is served by Solara's own server (Starlette on uvicorn),
 started in-process. Everything the browser loads comes from this server (``solara-assets``
 of the same version as ``solara`` holds the front end), so the page works without internet.
 Telemetry is switched off; no version check runs.
@@ -34,7 +34,7 @@ def offline_environment(env: dict[str, str] | os._Environ = os.environ) -> None:
     env.setdefault("SOLARA_TELEMETRY_MIXPANEL_ENABLE", "False")
     env.setdefault("SOLARA_MODE", "production")
     env.setdefault("SOLARA_CHECK_HOOKS", "off")
-    env["SOLARA_APP"] = "villagesim.app"
+    env["SOLARA_APP"] = "villagesim.app.page"
 
 
 def _check_port(host: str, port: int) -> None:
@@ -48,10 +48,10 @@ def _check_port(host: str, port: int) -> None:
 
 
 def _cmd_app(args: argparse.Namespace) -> int:
-    from villagesim.app import ENV_SCENARIO
+    from villagesim.app.page import ENV_SCENARIO
 
     if args.scenario:
-        from villagesim.scenario import load_scenario
+        from villagesim.config.loading import load_scenario
 
         load_scenario(args.scenario)  # a bad file fails here with the usual one-line error
         os.environ[ENV_SCENARIO] = os.path.abspath(args.scenario)
@@ -68,6 +68,6 @@ def _cmd_app(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    from villagesim.cli import main
+    from villagesim.cli.main import main
 
     sys.exit(main(["app", *sys.argv[1:]]))

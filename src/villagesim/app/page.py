@@ -1,6 +1,6 @@
 """The browser page: planners explore villages and pull levers while the model runs.
 
-Served by ``villagesim app`` (:mod:`villagesim.cli_app`) with Solara. The page is built from
+Served by ``villagesim app`` (:mod:`villagesim.cli.app`) with Solara. The page is built from
 Solara components on the Vuetify-2 stack that Mesa 3.3's SolaraViz uses. It does not use
 ``SolaraViz`` itself: SolaraViz applies parameters only by building a new model on Reset,
 while here a lever changes the *running* model (:meth:`PageRun.set_lever`), a
@@ -28,7 +28,7 @@ import solara
 import solara.lab
 import traitlets
 
-from villagesim.app_figures import (
+from villagesim.app.figures import (
     CARE_COLOURS,
     CHARTS,
     ChartBoard,
@@ -41,7 +41,7 @@ from villagesim.app_figures import (
     village_at,
     village_map,
 )
-from villagesim.app_session import (
+from villagesim.app.session import (
     ARMS,
     CHOICE_LABELS,
     CatalogueEntry,
@@ -54,8 +54,8 @@ from villagesim.app_session import (
     validate_seed,
 )
 from villagesim.errors import ScenarioError
-from villagesim.scenario import load_scenario, scenario_to_toml
-from villagesim.schema import CARE_LEVELS
+from villagesim.config.loading import load_scenario, scenario_to_toml
+from villagesim.config.schema import CARE_LEVELS
 
 ENV_SCENARIO = "VILLAGESIM_APP_SCENARIO"
 """Environment variable through which ``villagesim app SCENARIO`` names the scenario to open first."""
@@ -144,7 +144,7 @@ def initial_catalogue() -> tuple[dict[str, CatalogueEntry], str]:
         entries = {name: CatalogueEntry(name, scenario, path), **entries}
         first = name
     if not entries:
-        from villagesim.schema import Scenario
+        from villagesim.config.schema import Scenario
 
         entries = {"defaults": CatalogueEntry("defaults", Scenario(name="defaults"), "schema defaults")}
         first = "defaults"

@@ -711,7 +711,7 @@ class Scenario(Section):
         Raises:
             ScenarioError: naming the path when it is unknown or the value is invalid.
         """
-        from villagesim.scenario import apply_overrides  # keeps validation errors in one place
+        from villagesim.config.loading import apply_overrides  # keeps validation errors in one place
 
         return apply_overrides(self, overrides)
 

@@ -34,10 +34,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from villagesim.institutions import BUDGET_USES, WEEKS_PER_YEAR, active_uses
-from villagesim.population import World
+from villagesim.state.institutions import BUDGET_USES, WEEKS_PER_YEAR, active_uses
+from villagesim.state.population import World
 from villagesim.processes.week import Week
-from villagesim.schema import Scenario
+from villagesim.config.schema import Scenario
 
 NAME = "institutions"
 

@@ -46,10 +46,10 @@ from typing import Any
 import numpy as np
 
 from villagesim import __version__
-from villagesim.population import ELDER_AGE, RESIDENT, World, _band3
+from villagesim.state.population import ELDER_AGE, RESIDENT, World, _band3
 from villagesim.processes import demography, health
 from villagesim.processes.week import Week
-from villagesim.schema import Scenario
+from villagesim.config.schema import Scenario
 
 WEEKS_PER_YEAR = 52
 PARTICIPATION_WINDOW_WEEKS = 4
@@ -840,7 +840,7 @@ def calibrate(
 
 def write_result(result: dict[str, Any], folder: Path) -> None:
     """Write ``fitted.json`` (values, uncertainty, diagnostics) into ``folder``, atomically."""
-    from villagesim.results import atomic_folder, write_json
+    from villagesim.runs.folder import atomic_folder, write_json
 
     with atomic_folder(folder) as tmp:
         write_json(result, tmp / "fitted.json")

@@ -4,7 +4,7 @@
 intervention arm on the *same* seed and replicate numbers (common random numbers). It
 writes a report (``report.md`` with figures, and ``validation.json``) with
 
-* every target of :data:`villagesim.calibration.TARGETS`: simulated value (pooled over
+* every target of :data:`villagesim.calibration.fitting.TARGETS`: simulated value (pooled over
   replicates) with a 95% interval over replicates, accepted range, pass or fail;
 * every pattern: per expected effect, the mean paired difference (intervention minus
   baseline) of the outcome averaged over the last ``window`` weeks, its t-based 95%
@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from villagesim import __version__
-from villagesim.calibration import TARGETS, WEEKS_PER_YEAR, Observation, observe
+from villagesim.calibration.fitting import TARGETS, WEEKS_PER_YEAR, Observation, observe
 from villagesim.errors import VillagesimError
 
 POOLED_ONLY = {"adl_drift_10y"}
@@ -331,7 +331,7 @@ def paired_ci(diffs: np.ndarray) -> tuple[float, float, float]:
 
 def _available(pattern: Pattern, folder: Path) -> str | None:
     """Why a pattern cannot run yet (missing file or parameter), or None."""
-    from villagesim.schema import leaf_paths
+    from villagesim.config.schema import leaf_paths
 
     for name in {pattern.baseline, pattern.intervention}:
         if not (folder / name).exists():
@@ -345,7 +345,7 @@ def _available(pattern: Pattern, folder: Path) -> str | None:
 
 def run_pattern(pattern: Pattern, folder: Path, settings: ValidationSettings, log: Callable[[str], None]) -> dict[str, Any]:
     """Run both arms of a pattern on common random numbers; one row per effect plus the verdict."""
-    from villagesim.scenario import load_scenario
+    from villagesim.config.loading import load_scenario
 
     why = _available(pattern, folder)
     row: dict[str, Any] = {
@@ -422,7 +422,7 @@ def run_targets(
     """Simulate the baseline and compare every target; also return series for the figures."""
     from scipy import stats
 
-    from villagesim.scenario import load_scenario
+    from villagesim.config.loading import load_scenario
 
     path = folder / "baseline.toml"
     if not path.exists():
@@ -654,8 +654,8 @@ def validate(
     """
     import mesa
 
-    from villagesim.results import atomic_folder, write_json
-    from villagesim.scenario import load_scenario
+    from villagesim.runs.folder import atomic_folder, write_json
+    from villagesim.config.loading import load_scenario
 
     global _POOL
     settings = settings or ValidationSettings()

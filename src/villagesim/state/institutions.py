@@ -5,7 +5,7 @@ plain numbers (budget pools) so that the processes stay vectorised. The Mesa age
 ``Government`` and ``NGO`` (:mod:`villagesim.agents`) are views on this state.
 
 Money flows through *pools*: each budget year the government splits its budget among the
-uses of :data:`~villagesim.schema.BUDGET_USES`; spending is drawn from the pools and never
+uses of :data:`~villagesim.config.schema.BUDGET_USES`; spending is drawn from the pools and never
 exceeds them; what is left at the end of the year lapses. Building spends its pool at once
 (construction); running funds are handed to the facilities as balances.
 """
@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from villagesim.population import World
-from villagesim.schema import BUDGET_USES, Scenario
+from villagesim.state.population import World
+from villagesim.config.schema import BUDGET_USES, Scenario
 
 KINDS = ("happiness_home", "mutual_aid_point", "canteen")
 """Facility kinds, in the order of the ``[facilities]`` lists."""

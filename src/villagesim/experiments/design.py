@@ -59,9 +59,9 @@ import pandas as pd
 from scipy import stats
 
 from villagesim.errors import ScenarioError
-from villagesim.metrics import COLUMNS
-from villagesim.scenario import _suggest, apply_overrides, load_scenario
-from villagesim.schema import Scenario
+from villagesim.outputs.sums import COLUMNS
+from villagesim.config.loading import _suggest, apply_overrides, load_scenario
+from villagesim.config.schema import Scenario
 
 __all__ = [
     "DESIGNS",

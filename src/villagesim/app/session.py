@@ -1,6 +1,6 @@
 """What the browser page works on, without any user interface: levers, scenarios, the paired run.
 
-The page (:mod:`villagesim.app`) only draws and reacts; everything it changes goes through
+The page (:mod:`villagesim.app.page`) only draws and reacts; everything it changes goes through
 this module so that it is validated the same way as on the command line:
 
 * :func:`lever_specs` reads the levers shown on the page from the schema
@@ -31,10 +31,10 @@ import pandas as pd
 
 import villagesim
 from villagesim.errors import ScenarioError
-from villagesim.metrics import COLUMNS
+from villagesim.outputs.sums import COLUMNS
 from villagesim.model import VillageModel
-from villagesim.scenario import apply_overrides, load_scenario
-from villagesim.schema import Scenario
+from villagesim.config.loading import apply_overrides, load_scenario
+from villagesim.config.schema import Scenario
 
 # ---------------------------------------------------------------------------- levers
 EXTRA_LEVERS = [

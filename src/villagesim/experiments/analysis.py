@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from villagesim.errors import VillagesimError
-from villagesim.sweep import SweepStore
+from villagesim.experiments.sweep import SweepStore
 
 __all__ = ["PrimBox", "PrimResult", "prim", "correlation_ratio", "point_table", "sensitivity", "analyze"]
 
@@ -406,7 +406,7 @@ def analyze(
     min_density: float = 0.8,
 ) -> Analysis:
     """Analyse a sweep folder; write ``analysis/`` inside it (replaced atomically)."""
-    from villagesim.results import atomic_folder, write_json
+    from villagesim.runs.folder import atomic_folder, write_json
 
     store = SweepStore(folder)
     table, info = point_table(store)

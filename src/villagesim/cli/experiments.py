@@ -81,9 +81,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_compare(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from villagesim.experiment import compare, comparison_figures, summary_lines, without_interventions
-    from villagesim.results import atomic_folder, provenance, write_json, write_parquet
-    from villagesim.scenario import load_scenario, scenario_hash, scenario_to_toml
+    from villagesim.experiments.compare import compare, comparison_figures, summary_lines, without_interventions
+    from villagesim.runs.folder import atomic_folder, provenance, write_json, write_parquet
+    from villagesim.config.loading import load_scenario, scenario_hash, scenario_to_toml
 
     first = load_scenario(args.baseline)
     if args.intervention is None:
@@ -145,8 +145,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------- sweep
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from villagesim.design import build_design, describe, load_experiment
-    from villagesim.sweep import close_client, make_client, sweep
+    from villagesim.experiments.design import build_design, describe, load_experiment
+    from villagesim.experiments.sweep import close_client, make_client, sweep
 
     exp = load_experiment(args.experiment)
     for value, flag in ((args.max_runs, "--max-runs"), (args.steps, "--steps"), (args.runs_per_task, "--runs-per-task")):
@@ -211,7 +211,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------- analyze
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from villagesim.analysis import analyze
+    from villagesim.experiments.analysis import analyze
 
     if not Path(args.folder).is_dir():
         raise VillagesimError(f"sweep folder not found: {args.folder}")

@@ -23,7 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.spatial import cKDTree
 
-from villagesim.schema import Scenario
+from villagesim.config.schema import Scenario
 
 RESIDENT, AWAY, DEAD = 0, 1, 2
 """Values of ``Persons.status``."""
@@ -115,7 +115,7 @@ class World:
     persons: Persons
     households: Households
     villages: Villages
-    institutions: Any = None  # villagesim.institutions.Institutions, attached by the model
+    institutions: Any = None  # villagesim.state.institutions.Institutions, attached by the model
 
 
 # ---------------------------------------------------------------------------- helpers

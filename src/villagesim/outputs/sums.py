@@ -24,7 +24,7 @@ import weakref
 import numpy as np
 
 from villagesim.jit import njit
-from villagesim.population import AWAY, RESIDENT, World
+from villagesim.state.population import AWAY, RESIDENT, World
 from villagesim.processes.week import KINDS, SOURCES, Week, row_total
 
 SUM_COLUMNS: list[str] = [

@@ -19,7 +19,7 @@ EXIT_INTERRUPTED = 130
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from villagesim.scenario import changed_parameters, load_scenario, scenario_hash
+    from villagesim.config.loading import changed_parameters, load_scenario, scenario_hash
 
     loaded = load_scenario(args.scenario)
     s = loaded.scenario
@@ -57,8 +57,8 @@ def _default_out(name: str) -> Path:
 def _cmd_run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from villagesim.plots import run_figures
-    from villagesim.results import (
+    from villagesim.outputs.figures import run_figures
+    from villagesim.runs.folder import (
         SCENARIO,
         SUMMARY,
         TIMESERIES,
@@ -68,8 +68,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         write_json,
         write_parquet,
     )
-    from villagesim.runner import run_scenario, summarise
-    from villagesim.scenario import apply_overrides, load_scenario, scenario_hash, scenario_to_toml
+    from villagesim.runs.runner import run_scenario, summarise
+    from villagesim.config.loading import apply_overrides, load_scenario, scenario_hash, scenario_to_toml
 
     loaded = load_scenario(args.scenario)
     scenario = loaded.scenario
@@ -118,9 +118,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 COMMAND_MODULES: list[str] = [
     # each module defines register(subparsers) adding its subcommands
-    "villagesim.cli_experiments",
-    "villagesim.cli_validate",
-    "villagesim.cli_app",
+    "villagesim.cli.experiments",
+    "villagesim.cli.validate",
+    "villagesim.cli.app",
 ]
 """Modules that add further subcommands (compare, sweep, analyze, app, calibrate, validate)."""
 

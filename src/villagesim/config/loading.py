@@ -1,7 +1,7 @@
 """Loading scenario files: TOML, ``extends``, interventions, and errors that name file, line and field.
 
 A scenario file states only what differs from the file it ``extends`` (and, at the root,
-from the schema defaults in :mod:`villagesim.schema`). Tables are merged key by key;
+from the schema defaults in :mod:`villagesim.config.schema`). Tables are merged key by key;
 ``[[intervention]]`` entries of a child are appended to those of its parent.
 
 Every problem a planner can make becomes one :class:`~villagesim.errors.ScenarioError`
@@ -24,7 +24,7 @@ import tomli_w
 from pydantic import ValidationError
 
 from villagesim.errors import ScenarioError
-from villagesim.schema import Scenario, leaf_paths
+from villagesim.config.schema import Scenario, leaf_paths
 
 __all__ = ["LoadedScenario", "load_scenario", "apply_overrides", "scenario_to_toml", "scenario_hash", "changed_parameters"]
 

@@ -24,10 +24,10 @@ import pandas as pd
 from scipy import stats
 
 from villagesim.errors import VillagesimError
-from villagesim.metrics import KEY_OUTCOMES
-from villagesim.runner import run_replicate
-from villagesim.scenario import apply_overrides
-from villagesim.schema import Scenario
+from villagesim.outputs.sums import KEY_OUTCOMES
+from villagesim.runs.runner import run_replicate
+from villagesim.config.loading import apply_overrides
+from villagesim.config.schema import Scenario
 
 __all__ = ["Comparison", "compare", "paired_table", "without_interventions", "COMPARISON_COLUMNS"]
 
@@ -127,7 +127,7 @@ def compare(
         steps: horizon in weeks (default: the baseline's ``run.steps``), used for both arms.
         seed: root seed for both arms (default: the baseline's ``run.seed``).
         window: weeks at the end of a run averaged into its outcome.
-        outcomes: outcome columns (default :data:`~villagesim.metrics.KEY_OUTCOMES`).
+        outcomes: outcome columns (default :data:`~villagesim.outputs.sums.KEY_OUTCOMES`).
         progress: called with the number of steps done (for a progress bar).
     """
     if replicates < 2:

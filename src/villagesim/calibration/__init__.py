@@ -1,0 +1,2 @@
+"""Calibration against published figures: targets and fitting (:mod:`.fitting`), validation of
+targets and patterns (:mod:`.validation`)."""
