@@ -25,16 +25,16 @@ import pandas as pd
 from mesa.agent import AgentSet
 
 from villagesim.agents import NGO, Elder, Government, PersonView, VillageCommittee, Volunteer
-from villagesim.state.institutions import effective_scenario, init_institutions, ngo_entry
+from villagesim.config.loading import apply_overrides, load_scenario
+from villagesim.config.schema import Scenario
 from villagesim.outputs.sums import COLUMNS, village_sums, with_ratios
-from villagesim.state.population import ELDER_AGE, RESIDENT, World, build_world
 from villagesim.processes import PROCESSES
 from villagesim.processes.budget import decide_year, reallocate
 from villagesim.processes.volunteering import candidates_mask
 from villagesim.processes.week import Week
 from villagesim.rng import Streams
-from villagesim.config.loading import apply_overrides, load_scenario
-from villagesim.config.schema import Scenario
+from villagesim.state.institutions import effective_scenario, init_institutions, ngo_entry
+from villagesim.state.population import ELDER_AGE, RESIDENT, World, build_world
 
 
 class Recorder:

@@ -20,14 +20,14 @@ from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from villagesim.outputs.sums import COLUMNS
+from villagesim.config.schema import CARE_LEVELS
+from villagesim.constants import WEEKS_PER_YEAR
 from villagesim.model import VillageModel
 from villagesim.outputs.figures import SOURCE_LABELS
-from villagesim.state.population import ELDER_AGE, RESIDENT
+from villagesim.outputs.sums import COLUMNS
 from villagesim.processes.week import SOURCES
-from villagesim.config.schema import CARE_LEVELS
+from villagesim.state.population import ELDER_AGE, RESIDENT
 
-WEEKS_PER_YEAR = 52.0
 DPI = 72
 MAP_DPI = 84
 TREATED_LABEL = "with your levers"

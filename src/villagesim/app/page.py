@@ -53,9 +53,9 @@ from villagesim.app.session import (
     shipped_scenarios,
     validate_seed,
 )
-from villagesim.errors import ScenarioError
 from villagesim.config.loading import load_scenario, scenario_to_toml
 from villagesim.config.schema import CARE_LEVELS
+from villagesim.errors import ScenarioError
 
 ENV_SCENARIO = "VILLAGESIM_APP_SCENARIO"
 """Environment variable through which ``villagesim app SCENARIO`` names the scenario to open first."""

@@ -30,11 +30,11 @@ import numpy as np
 import pandas as pd
 
 import villagesim
-from villagesim.errors import ScenarioError
-from villagesim.outputs.sums import COLUMNS
-from villagesim.model import VillageModel
 from villagesim.config.loading import apply_overrides, load_scenario
 from villagesim.config.schema import Scenario
+from villagesim.errors import ScenarioError
+from villagesim.model import VillageModel
+from villagesim.outputs.sums import COLUMNS
 
 # ---------------------------------------------------------------------------- levers
 EXTRA_LEVERS = [

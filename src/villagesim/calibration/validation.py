@@ -28,7 +28,8 @@ import numpy as np
 import pandas as pd
 
 from villagesim import __version__
-from villagesim.calibration.fitting import TARGETS, WEEKS_PER_YEAR, Observation, observe
+from villagesim.calibration.fitting import TARGETS, Observation, observe
+from villagesim.constants import WEEKS_PER_YEAR
 from villagesim.errors import VillagesimError
 
 POOLED_ONLY = {"adl_drift_10y"}
@@ -654,8 +655,8 @@ def validate(
     """
     import mesa
 
-    from villagesim.runs.folder import atomic_folder, write_json
     from villagesim.config.loading import load_scenario
+    from villagesim.runs.folder import atomic_folder, write_json
 
     global _POOL
     settings = settings or ValidationSettings()

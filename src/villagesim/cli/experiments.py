@@ -81,9 +81,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_compare(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from villagesim.config.loading import load_scenario, scenario_hash, scenario_to_toml
     from villagesim.experiments.compare import compare, comparison_figures, summary_lines, without_interventions
     from villagesim.runs.folder import atomic_folder, provenance, write_json, write_parquet
-    from villagesim.config.loading import load_scenario, scenario_hash, scenario_to_toml
 
     first = load_scenario(args.baseline)
     if args.intervention is None:

@@ -57,6 +57,7 @@ def _default_out(name: str) -> Path:
 def _cmd_run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from villagesim.config.loading import apply_overrides, load_scenario, scenario_hash, scenario_to_toml
     from villagesim.outputs.figures import run_figures
     from villagesim.runs.folder import (
         SCENARIO,
@@ -69,7 +70,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
         write_parquet,
     )
     from villagesim.runs.runner import run_scenario, summarise
-    from villagesim.config.loading import apply_overrides, load_scenario, scenario_hash, scenario_to_toml
 
     loaded = load_scenario(args.scenario)
     scenario = loaded.scenario

@@ -23,8 +23,8 @@ from typing import Any
 import tomli_w
 from pydantic import ValidationError
 
-from villagesim.errors import ScenarioError
 from villagesim.config.schema import Scenario, leaf_paths
+from villagesim.errors import ScenarioError
 
 __all__ = ["LoadedScenario", "load_scenario", "apply_overrides", "scenario_to_toml", "scenario_hash", "changed_parameters"]
 

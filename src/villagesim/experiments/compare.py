@@ -23,11 +23,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from villagesim.config.loading import apply_overrides
+from villagesim.config.schema import Scenario
 from villagesim.errors import VillagesimError
 from villagesim.outputs.sums import KEY_OUTCOMES
 from villagesim.runs.runner import run_replicate
-from villagesim.config.loading import apply_overrides
-from villagesim.config.schema import Scenario
 
 __all__ = ["Comparison", "compare", "paired_table", "without_interventions", "COMPARISON_COLUMNS"]
 

@@ -58,10 +58,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from villagesim.errors import ScenarioError
-from villagesim.outputs.sums import COLUMNS
 from villagesim.config.loading import _suggest, apply_overrides, load_scenario
 from villagesim.config.schema import Scenario
+from villagesim.errors import ScenarioError
+from villagesim.outputs.sums import COLUMNS
 
 __all__ = [
     "DESIGNS",

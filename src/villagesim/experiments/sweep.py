@@ -39,12 +39,12 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from villagesim.experiments.design import Design, Experiment, build_design
-from villagesim.errors import VillagesimError
-from villagesim.runs.folder import provenance, write_json
-from villagesim.runs.runner import run_replicate
 from villagesim.config.loading import apply_overrides
 from villagesim.config.schema import Scenario
+from villagesim.errors import VillagesimError
+from villagesim.experiments.design import Design, Experiment, build_design
+from villagesim.runs.folder import provenance, write_json
+from villagesim.runs.runner import run_replicate
 
 __all__ = ["RunSpec", "TaskResult", "run_task", "SweepStore", "sweep", "SweepReport", "outcome_values", "make_client"]
 

@@ -10,9 +10,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from villagesim.constants import WEEKS_PER_YEAR
 from villagesim.processes.week import SOURCES  # noqa: E402
-
-WEEKS_PER_YEAR = 52.0
 
 SOURCE_LABELS = {
     "family": "Family",

@@ -24,8 +24,8 @@ import weakref
 import numpy as np
 
 from villagesim.jit import njit
-from villagesim.state.population import AWAY, RESIDENT, World
 from villagesim.processes.week import KINDS, SOURCES, Week, row_total
+from villagesim.state.population import AWAY, RESIDENT, World
 
 SUM_COLUMNS: list[str] = [
     "residents",

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from villagesim.jit import njit
-from villagesim.state.population import World
-from villagesim.processes.week import Week
 from villagesim.config.schema import Scenario
+from villagesim.jit import njit
+from villagesim.processes.week import Week
+from villagesim.state.population import World
 
 NAME = "asking"
 

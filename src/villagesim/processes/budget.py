@@ -34,10 +34,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from villagesim.state.institutions import BUDGET_USES, WEEKS_PER_YEAR, active_uses
-from villagesim.state.population import World
-from villagesim.processes.week import Week
 from villagesim.config.schema import Scenario
+from villagesim.constants import WEEKS_PER_YEAR
+from villagesim.processes.week import Week
+from villagesim.state.institutions import BUDGET_USES, active_uses
+from villagesim.state.population import World
 
 NAME = "institutions"
 

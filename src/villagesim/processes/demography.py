@@ -16,13 +16,13 @@ from functools import lru_cache
 
 import numpy as np
 
-from villagesim.jit import njit
-from villagesim.state.population import AWAY, DEAD, RESIDENT, World
-from villagesim.processes.week import Week
 from villagesim.config.schema import Scenario
+from villagesim.constants import WEEKS_PER_YEAR
+from villagesim.jit import njit
+from villagesim.processes.week import Week
+from villagesim.state.population import AWAY, DEAD, RESIDENT, World
 
 NAME = "demography"
-WEEKS_PER_YEAR = 52.0
 
 
 def weekly_probability(annual: float | np.ndarray) -> float | np.ndarray:

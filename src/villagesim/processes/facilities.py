@@ -34,11 +34,12 @@ import weakref
 
 import numpy as np
 
-from villagesim.state.institutions import CANTEEN, HOME, NO_MANAGER, PAID, PARTY, POINT, VOLUNTEER, WEEKS_PER_YEAR, Facilities
-from villagesim.jit import njit
-from villagesim.state.population import Households, World
-from villagesim.processes.week import COMPANION, DAILY, MEALS, Week, rank_within
 from villagesim.config.schema import Scenario
+from villagesim.constants import WEEKS_PER_YEAR
+from villagesim.jit import njit
+from villagesim.processes.week import COMPANION, DAILY, MEALS, Week, rank_within
+from villagesim.state.institutions import CANTEEN, HOME, NO_MANAGER, PAID, PARTY, POINT, VOLUNTEER, Facilities
+from villagesim.state.population import Households, World
 
 NAME = "facilities"
 

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from villagesim.jit import njit
-from villagesim.state.population import ELDER_AGE, RESIDENT, World
-from villagesim.processes.week import GENERAL_KINDS, Week
 from villagesim.config.schema import Scenario
+from villagesim.jit import njit
+from villagesim.processes.week import GENERAL_KINDS, Week
+from villagesim.state.population import ELDER_AGE, RESIDENT, World
 
 NAME = "family"
 _GENERAL = np.asarray(GENERAL_KINDS, dtype=np.int64)

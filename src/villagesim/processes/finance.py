@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from villagesim.state.institutions import WEEKS_PER_YEAR, spend
-from villagesim.state.population import World
+from villagesim.config.schema import BUDGET_USES, Scenario
+from villagesim.constants import WEEKS_PER_YEAR
 from villagesim.processes import timebank
 from villagesim.processes.week import Week
-from villagesim.config.schema import BUDGET_USES, Scenario
+from villagesim.state.institutions import spend
+from villagesim.state.population import World
 
 NAME = "finance"
 

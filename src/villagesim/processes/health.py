@@ -17,11 +17,11 @@ from functools import lru_cache
 
 import numpy as np
 
+from villagesim.config.schema import Scenario
 from villagesim.jit import njit
-from villagesim.state.population import DEAD, ELDER_AGE, RESIDENT, World
 from villagesim.processes.demography import weekly_probability
 from villagesim.processes.week import Week
-from villagesim.config.schema import Scenario
+from villagesim.state.population import DEAD, ELDER_AGE, RESIDENT, World
 
 NAME = "health"
 MAX_LEVEL = 4

@@ -35,12 +35,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from villagesim.config.schema import Scenario
 from villagesim.jit import njit
-from villagesim.state.population import ELDER_AGE, World
 from villagesim.processes import platform, timebank
 from villagesim.processes.week import GENERAL_KINDS, PROFESSIONAL, Week
 from villagesim.rng import substream
-from villagesim.config.schema import Scenario
+from villagesim.state.population import ELDER_AGE, World
 
 NAME = "matching"
 MANUAL, PLATFORM = 0, 1

@@ -13,10 +13,10 @@ from functools import lru_cache
 
 import numpy as np
 
-from villagesim.jit import njit
-from villagesim.state.population import ELDER_AGE, RESIDENT, World
-from villagesim.processes.week import COMPANION, DAILY, MEALS, PROFESSIONAL, Week
 from villagesim.config.schema import Scenario
+from villagesim.jit import njit
+from villagesim.processes.week import COMPANION, DAILY, MEALS, PROFESSIONAL, Week
+from villagesim.state.population import ELDER_AGE, RESIDENT, World
 
 NAME = "needs"
 

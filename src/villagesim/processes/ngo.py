@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from villagesim.state.institutions import WEEKS_PER_YEAR, spend
-from villagesim.state.population import World
-from villagesim.processes.week import DAILY, PROFESSIONAL, Week
 from villagesim.config.schema import Scenario
+from villagesim.constants import WEEKS_PER_YEAR
+from villagesim.processes.week import DAILY, PROFESSIONAL, Week
+from villagesim.state.institutions import spend
+from villagesim.state.population import World
 
 NAME = "ngo"
 

@@ -23,10 +23,10 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from villagesim.jit import njit
-from villagesim.state.population import ELDER_AGE, RESIDENT, World
-from villagesim.processes.week import GENERAL_KINDS, PROFESSIONAL, Week
 from villagesim.config.schema import Scenario
+from villagesim.jit import njit
+from villagesim.processes.week import GENERAL_KINDS, PROFESSIONAL, Week
+from villagesim.state.population import ELDER_AGE, RESIDENT, World
 
 UNTRAINED_PENALTY_KM = 5.0
 """Cost (in km) of sending an untrained volunteer to a request that needs professional care."""

@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from villagesim.config.schema import Scenario
+from villagesim.processes.week import Week
 from villagesim.state.institutions import spend
 from villagesim.state.population import DEAD, RESIDENT, World
-from villagesim.processes.week import Week
-from villagesim.config.schema import Scenario
 
 
 def _lineage_sum(world: World, values: np.ndarray) -> np.ndarray:

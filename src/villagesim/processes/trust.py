@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from villagesim.jit import njit
-from villagesim.state.population import World
-from villagesim.processes.week import Week, neighbour_rows
 from villagesim.config.schema import Scenario
+from villagesim.jit import njit
+from villagesim.processes.week import Week, neighbour_rows
+from villagesim.state.population import World
 
 NAME = "trust"
 

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from villagesim.config.schema import Scenario
 from villagesim.jit import njit
-from villagesim.state.population import ELDER_AGE, RESIDENT, World
 from villagesim.processes.asking import logistic
 from villagesim.processes.week import Week, neighbour_count_sum
-from villagesim.config.schema import Scenario
+from villagesim.state.population import ELDER_AGE, RESIDENT, World
 
 NAME = "volunteering"
 

@@ -22,12 +22,13 @@ from typing import TYPE_CHECKING
 
 import mesa
 
+from villagesim.constants import ELDER_AGE, WEEKS_PER_YEAR
+
 if TYPE_CHECKING:  # pragma: no cover
     from villagesim.reference.model import ReferenceModel
 
 RESIDENT, AWAY, DEAD = 0, 1, 2
-ELDER_AGE = 60.0
-WEEKS = 52.0
+WEEKS = float(WEEKS_PER_YEAR)
 MAX_LEVEL = 4
 DAILY, MEALS, COMPANION, PROFESSIONAL = range(4)
 GENERAL = (DAILY, MEALS, COMPANION)

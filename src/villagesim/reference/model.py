@@ -45,12 +45,12 @@ import mesa
 import numpy as np
 import pandas as pd
 
-from villagesim.errors import VillagesimError
-from villagesim.state.population import build_world
-from villagesim.reference.agents import ELDER_AGE, GENERAL, RESIDENT, Committee, Household, Person
-from villagesim.rng import Streams
 from villagesim.config.loading import apply_overrides, load_scenario
 from villagesim.config.schema import Scenario, leaf_paths
+from villagesim.errors import VillagesimError
+from villagesim.reference.agents import ELDER_AGE, GENERAL, RESIDENT, Committee, Household, Person
+from villagesim.rng import Streams
+from villagesim.state.population import build_world
 
 REFERENCE_COLUMNS: list[str] = [
     "residents",

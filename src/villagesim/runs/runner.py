@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from villagesim.outputs.sums import KEY_OUTCOMES
-from villagesim.model import VillageModel
 from villagesim.config.schema import Scenario
+from villagesim.model import VillageModel
+from villagesim.outputs.sums import KEY_OUTCOMES
 
 ProgressHook = Callable[[int], None]
 """Called with the number of steps just completed (for progress bars)."""

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from villagesim.state.population import World
 from villagesim.config.schema import BUDGET_USES, Scenario
+from villagesim.state.population import World
 
 KINDS = ("happiness_home", "mutual_aid_point", "canteen")
 """Facility kinds, in the order of the ``[facilities]`` lists."""
@@ -28,7 +28,6 @@ KIND_LABELS = {
 }
 HOME, POINT, CANTEEN = range(3)
 NO_MANAGER, PAID, VOLUNTEER, PARTY = range(4)
-WEEKS_PER_YEAR = 52
 
 
 @dataclass

@@ -24,11 +24,11 @@ import scipy.sparse as sp
 from scipy.spatial import cKDTree
 
 from villagesim.config.schema import Scenario
+from villagesim.constants import ELDER_AGE
 
 RESIDENT, AWAY, DEAD = 0, 1, 2
 """Values of ``Persons.status``."""
 
-ELDER_AGE = 60.0
 """Age from which a villager counts as an elder (MODEL.md §2)."""
 
 VILLAGE_SPACING_KM = 1000.0
