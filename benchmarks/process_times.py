@@ -28,7 +28,7 @@ def main() -> None:
     from bench import _parse_value, warm_up  # type: ignore[import-not-found]
 
     import villagesim.model as vm
-    from villagesim.processes import PROCESSES
+    from villagesim.processes import STEP
     from villagesim.config.loading import load_scenario
 
     scenario = load_scenario(args.scenario).scenario
@@ -47,9 +47,9 @@ def main() -> None:
 
         return wrapper
 
-    originals = [(p, p.run) for p in PROCESSES]
-    for p in PROCESSES:
-        p.run = timed(p.NAME, p.run)
+    originals = [(p, p.run) for p in STEP]
+    for p in STEP:
+        p.run = timed(p.name, p.run)
     vm.village_sums = timed("record: village_sums", vm.village_sums)
     model = vm.VillageModel(scenario, steps=args.steps)
     collect = model.datacollector.collect

@@ -32,8 +32,9 @@ from villagesim.outputs.sums import (
 from villagesim.model import VillageModel
 from villagesim.state.population import AWAY, DEAD, ELDER_AGE, RESIDENT, _band3
 from villagesim.processes import asking, demography, facilities, family, health, needs, trust, volunteering
-from villagesim.processes.asking import logistic
-from villagesim.processes.demography import annual_hazard, weekly_probability
+from villagesim.processes.rates import logistic
+from villagesim.processes.demography import annual_hazard
+from villagesim.processes.rates import weekly_probability
 from villagesim.processes.matching import Pool, _assign_rounds, _committee_order, _stable_order
 from villagesim.processes.week import GENERAL_KINDS, Week, neighbour_count_sum, neighbour_rows, rank_within, row_total
 from villagesim.rng import Streams, generator, stream_key, substream
@@ -403,7 +404,7 @@ def test_compiled_processes_equal_the_numpy_formulas(monkeypatch, module, plain,
             assert np.array_equal(week.candidates, other_week.candidates)
         weeks.append(week.step)
 
-    monkeypatch.setattr(module, "run", both)
+    monkeypatch.setattr(module.PROCESS, "run", both)  # the model runs the process's record
     model = VillageModel(Scenario().with_overrides({"population.villages": 2, **levers}), steps=10)
     for _ in range(10):
         model.step()

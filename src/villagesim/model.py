@@ -28,12 +28,11 @@ from villagesim.agents import NGO, Elder, Government, PersonView, VillageCommitt
 from villagesim.config.loading import apply_overrides, load_scenario
 from villagesim.config.schema import Scenario
 from villagesim.outputs.sums import COLUMNS, village_sums, with_ratios
-from villagesim.processes import PROCESSES
-from villagesim.processes.budget import decide_year, reallocate
+from villagesim.processes import STEP
 from villagesim.processes.volunteering import candidates_mask
 from villagesim.processes.week import Week
 from villagesim.rng import Streams
-from villagesim.state.institutions import effective_scenario, init_institutions, ngo_entry
+from villagesim.state.institutions import init_institutions
 from villagesim.state.population import ELDER_AGE, RESIDENT, World, build_world
 
 
@@ -144,7 +143,10 @@ class VillageModel(mesa.Model):
         self._apply_interventions(0)
         self.world: World = build_world(self.scenario, self.streams.named("population"))
         self.world.institutions = init_institutions(self.world, self.scenario, self.streams.named("institutions"))
-        decide_year(self.world, self.scenario, self.streams.for_step("institutions", 0), None, 0)
+        for process in STEP:
+            if process.init is not None:
+                process.init(self.world, self.scenario, self.streams.for_step(process.stream_key, 0))
+        self.world.institutions.intended = self.scenario
         n_v = len(self.world.villages)
         self.committees = [VillageCommittee(self, v) for v in range(n_v)]
         self.government = Government(self)
@@ -158,15 +160,17 @@ class VillageModel(mesa.Model):
 
     # ------------------------------------------------------------------ stepping
     def step(self) -> None:
-        """One week: the processes of MODEL.md §3 in order, then the record."""
+        """One week: interventions due, the processes of :data:`~villagesim.processes.STEP`
+        in order (ODD §3), then the record."""
         t = self.steps  # Mesa has already counted this step (1-based)
         self._apply_interventions(t)
         week = Week(step=t, n_villages=len(self.world.villages), n_persons=len(self.world.persons))
-        self.world.institutions.intended = self.scenario
-        self.effective = effective_scenario(self.scenario, self.world)
-        for process in PROCESSES:
+        for process in STEP:
+            # "intended": the planner's levers; "funded": what the funding process left on
+            levers = self.scenario if process.levers == "intended" else week.levers
             # the stream is built only if the process draws this step (same numbers either way)
-            process.run(self.world, self.effective, self.streams.lazy_for_step(process.NAME, t), week)
+            process.run(self.world, levers, self.streams.lazy_for_step(process.stream_key, t), week)
+        self.effective = week.levers
         self.week = week
         total = self.recorder.record(t, village_sums(self.world, week, week.extra))
         self.latest = dict(zip(COLUMNS, total.tolist(), strict=True))
@@ -175,25 +179,18 @@ class VillageModel(mesa.Model):
             self.running = False
 
     def _apply_interventions(self, t: int) -> None:
-        changed = False
+        """Apply the interventions due by step ``t`` to the planner's levers (the funding
+        process of the step then reacts to the change)."""
         while self._pending and self._pending[0].step <= t:
             item = self._pending.pop(0)
             self.scenario = apply_overrides(self.scenario, item.set)
             self.applied_interventions.append((t, dict(item.set)))
-            changed = True
-        if changed and getattr(self, "world", None) is not None:
-            self._levers_changed()
 
     def set_lever(self, path: str, value: Any) -> None:
-        """Change a lever of the running model (validated; raises ScenarioError if invalid)."""
+        """Change a lever of the running model from the next step on (validated; raises
+        ScenarioError if invalid). The next step's funding process re-splits the unspent
+        money over the uses that now need it."""
         self.scenario = apply_overrides(self.scenario, {path: value})
-        self._levers_changed()
-
-    def _levers_changed(self) -> None:
-        """Institutions react to a lever changed mid-year: unspent flexible money is re-split
-        over the uses that now need it, and NGOs reconsider which villages pay enough."""
-        reallocate(self.world, self.scenario)
-        self.world.institutions.ngo_enters = ngo_entry(self.world, self.scenario)
 
     # ------------------------------------------------------------------ agents on demand
     def _view(self, cls: type[PersonView], row: int) -> PersonView:

@@ -23,16 +23,17 @@ from matplotlib.lines import Line2D
 from villagesim.config.schema import CARE_LEVELS
 from villagesim.constants import WEEKS_PER_YEAR
 from villagesim.model import VillageModel
+from villagesim.outputs.columns import CATALOGUE
 from villagesim.outputs.figures import SOURCE_LABELS
 from villagesim.outputs.sums import COLUMNS
-from villagesim.processes.week import SOURCES
+from villagesim.processes.week import MET_SOURCES, SOURCES
 from villagesim.state.population import ELDER_AGE, RESIDENT
 
 DPI = 72
 MAP_DPI = 84
 TREATED_LABEL = "with your levers"
 BASELINE_LABEL = "baseline (same seed, levers as loaded)"
-SOURCE_COLOURS = ["#4c72b0", "#55a868", "#8fd694", "#c44e52", "#8172b2", "#ccb974"]
+SOURCE_COLOURS = [s.colour for s in MET_SOURCES]
 CARE_COLOURS = ["#2b8cbe", "#a1d99b", "#fdae61", "#f46d43", "#a50026"]
 HAMLET_COLOURS = ["#e5d8bd", "#cde3c4", "#d5d5ea", "#f2d4c9", "#d9ecf2", "#efe3a4", "#e0cfe6", "#cfe8e1"]
 
@@ -685,3 +686,28 @@ _LINE_CHARTS = [
 ]
 
 _EMPTY = pd.DataFrame({c: pd.Series(dtype=float) for c in ["step", *COLUMNS]})
+
+
+def outcome_choices() -> dict[str, str]:
+    """Every public output column of the registry, label (unit) -> column name: the list of
+    the page's "any outcome" chart (a column a process declares appears by itself)."""
+    return {f"{col.label} ({col.unit})": name for name, col in CATALOGUE.items()}
+
+
+def outcome_chart(column: str, treated: pd.DataFrame, baseline: pd.DataFrame | None = None) -> Figure:
+    """One output column over time (and, dashed, its baseline), titled and labelled from the
+    output registry."""
+    col = CATALOGUE.get(column)
+    fig = Figure(figsize=(6.8, 2.8), dpi=DPI)
+    ax = fig.subplots()
+    fig.subplots_adjust(left=0.12, right=0.98, top=0.88, bottom=0.18)
+    ax.set_title(col.label if col else column, fontsize=10)
+    ax.set_ylabel(col.unit if col else "", fontsize=9)
+    ax.set_xlabel(_time_label(treated), fontsize=9)
+    ax.tick_params(labelsize=8)
+    ax.grid(alpha=0.3)
+    if column in treated.columns:
+        _lines(ax, treated, baseline if baseline is not None and column in baseline.columns else None, column, "#4c72b0")
+    if not len(treated):
+        ax.text(0.5, 0.5, "press Step or Play", transform=ax.transAxes, ha="center", va="center", color="#888888")
+    return fig

@@ -37,6 +37,8 @@ from villagesim.app.figures import (
     chart,
     charts_figure,
     county_map,
+    outcome_chart,
+    outcome_choices,
     png,
     village_at,
     village_map,
@@ -419,6 +421,23 @@ def Charts(run: PageRun, week: int, compare: bool) -> None:
     )
 
 
+@solara.component
+def OutcomeChart(run: PageRun, week: int, compare: bool) -> None:
+    """Any output column of the registry, chosen by its label (with unit)."""
+    choices = solara.use_memo(outcome_choices, dependencies=[])
+    chosen = solara.use_reactive(next(iter(choices)))
+
+    def render() -> bytes:
+        data = run.data()
+        base = data[data["arm"] == ARMS[1]] if compare else None
+        return png(outcome_chart(choices[chosen.value], data[data["arm"] == ARMS[0]], base))
+
+    image = solara.use_memo(render, dependencies=[run, run.week, compare, chosen.value])
+    with solara.Card("Any outcome", margin=0):
+        solara.Select(label="Outcome", values=list(choices), value=chosen.value, on_value=chosen.set, classes=["outcome-select"])
+        solara.Image(image, classes=["outcome-chart"], width="100%")
+
+
 def figures_zip(run: PageRun, village: int, colour_by: str) -> bytes:
     """The current figures at print resolution, with legends, as a ZIP of PNG files."""
     with run.lock:
@@ -634,5 +653,6 @@ def Page() -> None:
                 Kpis(r, r.week, compare.value)
                 MapView(r, r.week, village, colour_by)
                 Charts(r, r.week, compare.value)
+                OutcomeChart(r, r.week, compare.value)
                 with solara.Card("Download", margin=0):
                     Downloads(r, r.week, choice.value, min(village.value, len(r.run.world.villages) - 1), colour_by.value)

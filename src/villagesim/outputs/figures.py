@@ -10,17 +10,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from villagesim.constants import WEEKS_PER_YEAR
-from villagesim.processes.week import SOURCES  # noqa: E402
+from villagesim.constants import WEEKS_PER_YEAR  # noqa: E402
+from villagesim.outputs.columns import CATALOGUE, REPORTED  # noqa: E402
+from villagesim.processes.week import MET_SOURCES, SOURCES  # noqa: E402
 
-SOURCE_LABELS = {
-    "family": "Family",
-    "volunteer": "Volunteers",
-    "peer": "Peer elders (young-old)",
-    "facility": "Facilities (happiness homes etc.)",
-    "ngo": "NGOs",
-    "time_bank": "Time-bank redemptions",
-}
+SOURCE_LABELS = {s.name: s.label for s in MET_SOURCES}
+"""Label of each source of met hours."""
 
 
 def _band(ax, ts: pd.DataFrame, column: str, label: str | None = None, color: str | None = None) -> None:
@@ -66,7 +61,7 @@ def run_figures(ts: pd.DataFrame, folder: Path, title: str = "") -> list[Path]:
         *[means[f"met_hours_{s}"].values for s in SOURCES],
         means["unmet_hours"].values,
         labels=[SOURCE_LABELS[s] for s in SOURCES] + ["Unmet"],
-        colors=["#4c72b0", "#55a868", "#8fd694", "#c44e52", "#8172b2", "#ccb974", "#dddddd"],
+        colors=[s.colour for s in MET_SOURCES] + ["#dddddd"],
     )
     ax.legend(loc="upper right", fontsize=7)
     out.append(
@@ -98,4 +93,37 @@ def run_figures(ts: pd.DataFrame, folder: Path, title: str = "") -> list[Path]:
             folder / "mean_trust.png",
         )
     )
+    out.append(outcomes_figure(ts, folder / "outcomes.png", title=title))
     return out
+
+
+def reported_columns() -> list[str]:
+    """The public columns the processes declare (``Process.outputs``), in step order: the
+    panels of ``outcomes.png``. A column a process adds appears here by itself."""
+    return [o.name for o, _ in REPORTED if not o.hidden]
+
+
+def outcomes_figure(ts: pd.DataFrame, path: Path, columns: list[str] | None = None, title: str = "") -> Path:
+    """Small multiples of ``columns`` (default: :func:`reported_columns`) over time, each
+    panel titled with the column's label and unit from the output registry."""
+    columns = [c for c in (columns or reported_columns()) if c in ts.columns]
+    n_cols = 4
+    n_rows = max(1, -(-len(columns) // n_cols))
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(12, 2.3 * n_rows), squeeze=False)
+    means = ts.groupby("step")[columns].mean() if columns else None
+    for ax, column in zip(axes.flat, columns, strict=False):
+        col = CATALOGUE.get(column)
+        ax.plot(means.index / WEEKS_PER_YEAR, means[column].to_numpy(), color="#4c72b0", linewidth=1.2)
+        ax.set_title(col.label if col else column, fontsize=8)
+        ax.set_ylabel(col.unit if col else "", fontsize=7)
+        ax.tick_params(labelsize=6)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(columns) :]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel("years", fontsize=7)
+    fig.suptitle(f"Outcomes the processes report{' — ' + title if title else ''} (mean over replicates)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

@@ -7,9 +7,9 @@ Two kinds of column:
   county's ``unmet_need_share`` is total unmet hours over total need hours, not a mean of
   village shares.
 
-Columns a later feature fills (``time_bank_*``, ``facilities_*``, ``spend_*``) are present
-from the start and zero until that feature runs; a process reports them through
-``Week``-level ``extra`` sums (see :func:`village_sums`).
+Columns are listed, with their units, in :mod:`villagesim.outputs.columns`. Those the
+processes report (``time_bank_*``, ``facilities_*``, ``spend_*`` ...) arrive as per-village
+``week.extra`` sums (``week.report``) and are added here; the rest are counted here.
 
 The per-village sums of a step are two compiled passes (:mod:`villagesim.jit`), one over
 the persons and one over the elders, that give the numbers of the array formulation
@@ -24,105 +24,12 @@ import weakref
 import numpy as np
 
 from villagesim.jit import njit
+from villagesim.outputs.columns import COLUMNS, KEY_OUTCOMES, RATIO_COLUMNS, SUM_COLUMNS, SUM_WITH_HIDDEN
 from villagesim.processes.week import KINDS, SOURCES, Week, row_total
 from villagesim.state.population import AWAY, RESIDENT, World
 
-SUM_COLUMNS: list[str] = [
-    "residents",
-    "away",
-    "elders",
-    "elders_alone",
-    "disabled_elders",
-    "need_hours",
-    *[f"need_{k}" for k in KINDS],
-    *[f"met_hours_{s}" for s in SOURCES],
-    "unmet_hours",
-    "hidden_need_hours",
-    "elders_with_unmet_need",
-    "requests",
-    "handled_requests",
-    "matched_requests",
-    "platform_requests",
-    "volunteer_candidates",
-    "active_volunteers",
-    "volunteer_hours",
-    "emergencies",
-    "emergencies_late",
-    "deaths",
-    "outmigrations",
-    "returns",
-    "need_hours_alone",
-    "unmet_hours_alone",
-    # filled by the governance features; zero until they run
-    "time_bank_credited",
-    "time_bank_redeemed",
-    "time_bank_expired",
-    "time_bank_outstanding",
-    "redemptions",
-    "redemptions_failed",
-    "ngo_hours",
-    "ngo_villages_served",
-    "platform_matched_requests",
-    "requests_no_digital",
-    "matched_requests_no_digital",
-    "facilities_built",
-    "facilities_operating",
-    "facilities_idle",
-    "spend_total",
-    "spend_facility_building",
-    "spend_facility_running",
-    "spend_subsidies",
-    "spend_ngo",
-    "spend_publicity",
-    "spend_platform",
-]
-"""Columns that add up across villages."""
-
-_HIDDEN_SUMS = ["_trust_sum", "_awareness_sum", "_satisfaction_sum", "_answer_hours_sum"]
-
-RATIO_COLUMNS: dict[str, tuple[str, str, float]] = {
-    # name: (numerator, denominator, value when the denominator is zero)
-    "unmet_need_share": ("unmet_hours", "need_hours", 0.0),
-    "share_60plus": ("elders", "residents", 0.0),
-    "mean_trust": ("_trust_sum", "elders", 0.0),
-    "mean_awareness": ("_awareness_sum", "elders", 0.0),
-    "mean_satisfaction": ("_satisfaction_sum", "elders", 0.0),
-    "request_match_rate": ("matched_requests", "requests", 0.0),
-    "mean_answer_hours": ("_answer_hours_sum", "emergencies", 0.0),
-    "unmet_share_alone": ("unmet_hours_alone", "need_hours_alone", 0.0),
-    "match_rate_no_digital": ("matched_requests_no_digital", "requests_no_digital", 0.0),
-    "redemption_success_rate": ("_redemptions_ok", "redemptions", 1.0),
-    "cost_per_met_hour": ("spend_total", "_met_hours_services", 0.0),
-}
-"""Columns derived from sums: per village and for the total."""
-
-COLUMNS: list[str] = SUM_COLUMNS + list(RATIO_COLUMNS)
-"""Every output column, in file order (after ``step``, ``replicate`` and, per village, ``village``)."""
-
-KEY_OUTCOMES = [
-    "unmet_need_share",
-    "elders_with_unmet_need",
-    "active_volunteers",
-    "volunteer_hours",
-    "matched_requests",
-    "requests",
-    "mean_trust",
-    "mean_awareness",
-    "mean_satisfaction",
-    "met_hours_family",
-    "met_hours_volunteer",
-    "met_hours_peer",
-    "deaths",
-    "residents",
-    "elders",
-    "share_60plus",
-    "spend_total",
-    "cost_per_met_hour",
-]
-"""Outcomes summarised in ``summary.json`` and compared between arms."""
-
-
-SUM_WITH_HIDDEN = SUM_COLUMNS + _HIDDEN_SUMS + ["_redemptions_ok", "_met_hours_services"]
+# the column registry (names, order, ratios); re-exported here for earlier imports
+__all__ = ["COLUMNS", "KEY_OUTCOMES", "RATIO_COLUMNS", "SUM_COLUMNS", "SUM_WITH_HIDDEN", "village_sums", "with_ratios"]
 _INDEX = {c: i for i, c in enumerate(SUM_WITH_HIDDEN)}
 
 

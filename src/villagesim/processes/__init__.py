@@ -1,9 +1,27 @@
-"""The processes of one step (MODEL.md §3), one module each, in the order they run.
+"""The processes of one step (ODD §3, MODEL.md §3), one module each, in the order they run.
 
-Each process is a function ``run(world, scenario, rng, week)`` over whole arrays: it reads
-and writes the person table in ``world`` and the per-step scratch record ``week``
-(:class:`~villagesim.processes.week.Week`). No process imports another; the model calls
-them in order. Each module's docstring says what it reads and what it writes.
+Each process module ends with its declaration, a :class:`~villagesim.processes.base.Process`
+record: its name, its ``run(world, levers, rng, week)`` function over whole arrays, the
+state it reads and writes, and the output columns it reports. :data:`STEP` lists them in
+order; :meth:`villagesim.model.VillageModel.step` runs exactly this list, so the step
+reads as ODD §3:
+
+0. ``funding``: which levers the budget pays this week (re-split after a lever change);
+1. ``demography``: ageing, deaths, out-migration and return;
+2. ``health``: care-level transitions, emergencies;
+3. ``needs``: each elder's need in hours by kind;
+4. ``family``: family care first;
+5. ``asking``: who asks for help;
+6. ``volunteering``: who volunteers this week;
+7. ``matching``: committee, platform and time-bank redemptions match requests to helpers;
+8. ``ngo``: purchased NGO care;
+9. ``facilities``: happiness homes, mutual-aid points, canteens;
+10. ``finance``: paying for the week's services, time-bank credits;
+11. ``budget``: in the last week of a budget year, the government's next budget;
+12. ``trust``: trust, awareness, satisfaction, burnout.
+
+Processes import helper modules (:mod:`.base`, :mod:`.week`, :mod:`.rates`, and the parts
+of a process: :mod:`.platform` and :mod:`.timebank`), never one another.
 """
 
 from villagesim.processes import (
@@ -13,6 +31,7 @@ from villagesim.processes import (
     facilities,
     family,
     finance,
+    funding,
     health,
     matching,
     needs,
@@ -20,8 +39,15 @@ from villagesim.processes import (
     trust,
     volunteering,
 )
+from villagesim.processes.base import Output, Process
 
-PROCESSES = [demography, health, needs, family, asking, volunteering, matching, ngo, facilities, finance, budget, trust]
-"""Processes in the order of a step; their ``NAME`` keys their random stream."""
+STEP: tuple[Process, ...] = tuple(
+    module.PROCESS
+    for module in (funding, demography, health, needs, family, asking, volunteering, matching, ngo, facilities, finance, budget, trust)
+)
+"""The processes of a step, in order."""
 
-__all__ = ["PROCESSES"]
+PROCESSES = STEP
+"""The same list (the name earlier code used)."""
+
+__all__ = ["STEP", "PROCESSES", "Output", "Process"]

@@ -14,15 +14,12 @@ import numpy as np
 
 from villagesim.config.schema import Scenario
 from villagesim.jit import njit
+from villagesim.processes.base import Process
 from villagesim.processes.week import Week
 from villagesim.state.population import World
 
 NAME = "asking"
 
-
-def logistic(x: np.ndarray) -> np.ndarray:
-    """The logistic function, in float32."""
-    return (1.0 / (1.0 + np.exp(-np.clip(x, -40, 40)))).astype(np.float32)
 
 
 @njit
@@ -86,3 +83,12 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
     # log1p and exp stay numpy calls (see villagesim.jit)
     exp_term = np.exp(_exponent_kernel(base, np.log1p(hours), np.float32(b.ask_need)))
     week.asked, week.requested_hours = _ask_kernel(hours, exp_term, u, elders)
+
+
+PROCESS = Process(
+    name="asking",
+    run=run,
+    reads=("persons.awareness", "persons.trust", "week.elders", "week.remaining", "scenario.behaviour"),
+    writes=("week.asked", "week.requested_hours"),
+    section="3.5 asking for help",
+)

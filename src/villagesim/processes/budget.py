@@ -36,6 +36,7 @@ import numpy as np
 
 from villagesim.config.schema import Scenario
 from villagesim.constants import WEEKS_PER_YEAR
+from villagesim.processes.base import Process
 from villagesim.processes.week import Week
 from villagesim.state.institutions import BUDGET_USES, active_uses
 from villagesim.state.population import World
@@ -193,25 +194,26 @@ def _fund_running(world: World, scenario: Scenario, known: np.ndarray) -> None:
     tr.pools["facility_running"] = pool - float(grant.sum())
 
 
-def reallocate(world: World, scenario: Scenario) -> None:
-    """After a lever change mid-year: re-split the unspent flexible pools over the uses that
-    now have something to pay for (building and running funds are already committed)."""
-    inst = world.institutions
-    tr = inst.treasury
-    flexible = ["subsidies", "ngo", "publicity", "platform"]
-    money = sum(tr.pools[u] for u in flexible)
-    active = active_uses(scenario)
-    weights = np.array([tr.shares[BUDGET_USES.index(u)] * active[BUDGET_USES.index(u)] for u in flexible])
-    if money <= 0 or weights.sum() <= 0:
-        return
-    weights = weights / weights.sum()
-    for u, w in zip(flexible, weights, strict=True):
-        tr.pools[u] = money * float(w)
+
+def init(world: World, scenario: Scenario, rng: np.random.Generator) -> None:
+    """The budget of year 0, decided when the model is built."""
+    decide_year(world, scenario, rng, None, 0)
 
 
 def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) -> None:
+    # the budget is decided on the levers as intended (``levers="intended"``), not as funded
+    # this week: a lever whose money ran out this year is funded again next year
     if week.step % WEEKS_PER_YEAR == 0:
-        # the budget is decided on the levers as intended, not as funded this week: a lever
-        # whose money ran out this year is funded again next year
-        intended = world.institutions.intended or scenario
-        decide_year(world, intended, rng, week, week.step)
+        decide_year(world, scenario, rng, week, week.step)
+
+
+PROCESS = Process(
+    name="budget",
+    run=run,
+    init=init,
+    levers="intended",
+    stream="institutions",  # the stream key of this process since the first release: keeps its draws
+    reads=("institutions.treasury", "institutions.facilities", "institutions.reports", "persons.village", "persons.age", "scenario.policy", "scenario.government", "scenario.facilities"),
+    writes=("institutions.treasury", "institutions.facilities", "institutions.reports", "institutions.incentive_unpaid", "institutions.pending_building_spend"),
+    section="3.11 the government's yearly budget",
+)

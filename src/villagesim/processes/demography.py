@@ -19,15 +19,13 @@ import numpy as np
 from villagesim.config.schema import Scenario
 from villagesim.constants import WEEKS_PER_YEAR
 from villagesim.jit import njit
+from villagesim.processes.base import Process
+from villagesim.processes.rates import weekly_probability
 from villagesim.processes.week import Week
 from villagesim.state.population import AWAY, DEAD, RESIDENT, World
 
 NAME = "demography"
 
-
-def weekly_probability(annual: float | np.ndarray) -> float | np.ndarray:
-    """Weekly probability equivalent to an annual probability."""
-    return 1.0 - (1.0 - np.asarray(annual, dtype=np.float64)) ** (1.0 / WEEKS_PER_YEAR)
 
 
 def annual_hazard(age: np.ndarray, care_level: np.ndarray, scenario: Scenario) -> np.ndarray:
@@ -117,3 +115,12 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
     week.died, week.left, week.returned = _moves_kernel(
         p.status, p.age, p.active, u_death, u_move, expm1_hazard, ages, leave_p, return_p
     )
+
+
+PROCESS = Process(
+    name="demography",
+    run=run,
+    reads=("persons.age", "persons.status", "persons.care_level", "scenario.health", "scenario.hollowing_out"),
+    writes=("persons.age", "persons.status", "persons.active", "persons.served_hours", "week.died", "week.left", "week.returned"),
+    section="3.1 demography and hollowing-out",
+)

@@ -37,6 +37,7 @@ import numpy as np
 from villagesim.config.schema import Scenario
 from villagesim.constants import WEEKS_PER_YEAR
 from villagesim.jit import njit
+from villagesim.processes.base import Output, Process
 from villagesim.processes.week import COMPANION, DAILY, MEALS, Week, rank_within
 from villagesim.state.institutions import CANTEEN, HOME, NO_MANAGER, PAID, PARTY, POINT, VOLUNTEER, Facilities
 from villagesim.state.population import Households, World
@@ -451,3 +452,18 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
     world.institutions.treasury.spent_year += float(cost.sum())
     for k, name in enumerate(("spend_facility_running", "facilities_built", "facilities_operating", "facilities_idle")):
         week.report(name, per_village[k])
+
+
+PROCESS = Process(
+    name="facilities",
+    run=run,
+    reads=("institutions.facilities", "week.elders", "week.remaining", "persons.awareness", "persons.care_level", "persons.household", "households.x", "households.y", "scenario.facilities"),
+    writes=("institutions.facilities", "institutions.treasury", "week.remaining", "week.met.facility"),
+    outputs=(
+        Output("facilities_built", "facilities", "Facilities built", "Happiness homes, mutual-aid points and canteens standing."),
+        Output("facilities_operating", "facilities", "Facilities operating", "Built facilities with a manager and running funds this week."),
+        Output("facilities_idle", "facilities", "Facilities idle", "Built facilities without a manager or running funds this week."),
+        Output("spend_facility_running", "RMB/week", "Spending on running facilities", "Running costs and wages paid from facilities' balances."),
+    ),
+    section="3.9 facilities",
+)

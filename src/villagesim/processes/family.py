@@ -19,6 +19,7 @@ import numpy as np
 
 from villagesim.config.schema import Scenario
 from villagesim.jit import njit
+from villagesim.processes.base import Process
 from villagesim.processes.week import GENERAL_KINDS, Week
 from villagesim.state.population import ELDER_AGE, RESIDENT, World
 
@@ -135,3 +136,12 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
         float(c.nearby_child_care_hours), len(world.households),
     )  # fmt: skip
     week.add_met("family", given)
+
+
+PROCESS = Process(
+    name="family",
+    run=run,
+    reads=("persons.status", "persons.age", "persons.care_level", "persons.household", "persons.lineage", "week.elders", "week.remaining"),
+    writes=("week.remaining", "week.met.family"),
+    section="3.4 family care",
+)

@@ -23,21 +23,13 @@ import numpy as np
 from villagesim.config.schema import BUDGET_USES, Scenario
 from villagesim.constants import WEEKS_PER_YEAR
 from villagesim.processes import timebank
-from villagesim.processes.week import Week
-from villagesim.state.institutions import spend
+from villagesim.processes.base import Output, Process
+from villagesim.processes.week import SPEND_SUBSIDIES, Week
+from villagesim.state.institutions import spend, weekly_cost
 from villagesim.state.population import World
 
 NAME = "finance"
 
-
-def weekly_cost(scenario: Scenario, n_villages: int) -> dict[str, float]:
-    """Full weekly cost of publicity (at the lever's effort) and of the platform."""
-    gov = scenario.government
-    pol = scenario.policy
-    return {
-        "publicity": pol.publicity * gov.publicity_cost_per_village_year * n_villages / WEEKS_PER_YEAR,
-        "platform": gov.platform_cost_per_village_year * n_villages / WEEKS_PER_YEAR if pol.platform.enabled else 0.0,
-    }
 
 
 def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) -> None:
@@ -84,3 +76,30 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
 
     spend_total = sum(week.extra.get(f"spend_{u}", np.zeros(n_v)) for u in BUDGET_USES)
     week.report("spend_total", spend_total)
+
+
+PROCESS = Process(
+    name="finance",
+    run=run,
+    reads=("institutions.treasury", "persons.served_hours", "persons.active", "persons.alarm", "persons.status", "persons.lineage", "scenario.government", "scenario.policy"),
+    writes=(
+        "institutions.treasury",
+        "institutions.incentive_unpaid",
+        "institutions.pending_building_spend",
+        "institutions.tb_credited",
+        "institutions.tb_expired",
+        "persons.tb_balance",
+        "persons.tb_trust",
+    ),
+    outputs=(
+        Output("spend_facility_building", "RMB/week", "Spending on building facilities", "The year's building money, booked in its first week."),
+        SPEND_SUBSIDIES,
+        Output("spend_publicity", "RMB/week", "Spending on publicity", "Publicity and mobilisation paid this week."),
+        Output("spend_platform", "RMB/week", "Spending on the platform", "The information platform's running cost paid this week."),
+        Output("time_bank_credited", "credit-hours/week", "Time-bank credit earned", "Credit-hours issued to volunteers for hours served."),
+        Output("time_bank_expired", "credit-hours/week", "Time-bank credit expired", "Credit above the account cap, and the balances of the dead."),
+        Output("time_bank_outstanding", "credit-hours", "Time-bank credit outstanding", "Credit held by the living at the end of the week."),
+        Output("spend_total", "RMB/week", "Spending, all uses", "Everything the government paid this week."),
+    ),
+    section="3.10 paying for the week's services; time-bank credits",
+)

@@ -19,7 +19,8 @@ import numpy as np
 
 from villagesim.config.schema import Scenario
 from villagesim.jit import njit
-from villagesim.processes.demography import weekly_probability
+from villagesim.processes.base import Process
+from villagesim.processes.rates import weekly_probability
 from villagesim.processes.week import Week
 from villagesim.state.population import DEAD, ELDER_AGE, RESIDENT, World
 
@@ -164,3 +165,21 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
         u_move, u_emergency, u_answer, u_outcome,
         onset, progression, progression_recovery, rates, thresholds, len(world.households),
     )  # fmt: skip
+
+
+PROCESS = Process(
+    name="health",
+    run=run,
+    reads=("persons.age", "persons.status", "persons.care_level", "persons.household", "persons.alarm", "persons.lottery", "scenario.health"),
+    writes=(
+        "persons.care_level",
+        "persons.status",
+        "persons.alarm",
+        "week.emergency",
+        "week.late",
+        "week.answer_hours",
+        "week.household_residents",
+        "week.died",
+    ),
+    section="3.2 health transitions and emergencies",
+)

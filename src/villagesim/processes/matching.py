@@ -38,7 +38,8 @@ import numpy as np
 from villagesim.config.schema import Scenario
 from villagesim.jit import njit
 from villagesim.processes import platform, timebank
-from villagesim.processes.week import GENERAL_KINDS, PROFESSIONAL, Week
+from villagesim.processes.base import Output, Process
+from villagesim.processes.week import GENERAL_KINDS, PROFESSIONAL, SPEND_SUBSIDIES, Week
 from villagesim.rng import substream
 from villagesim.state.population import ELDER_AGE, World
 
@@ -568,7 +569,8 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
     redemptions = timebank.redeeming(world, scenario, week)
     if scenario.policy.platform.enabled:
         reached = platform.reach(world, scenario, week, asked, access)
-        platform.match(world, scenario, substream(rng, 1), week, asked[reached], pool)
+        for req_idx, vol_idx, hours, kinds in platform.match(world, scenario, substream(rng, 1), week, asked[reached], pool):
+            credit_matches(world, week, asked[reached], pool, req_idx, vol_idx, hours, kinds, PLATFORM)
         week.report("platform_requests", np.bincount(village, weights=reached, minlength=n_v))
         week.report("platform_matched_requests", np.bincount(village, weights=reached & week.matched[asked], minlength=n_v))
         requests = asked[~reached | ~week.matched[asked]]  # the rest go to the committee
@@ -581,3 +583,59 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
     week.report("requests_no_digital", np.bincount(village, weights=no_digital, minlength=n_v))
     matched = no_digital & week.matched[asked]
     week.report("matched_requests_no_digital", np.bincount(village, weights=matched, minlength=n_v))
+
+
+PROCESS = Process(
+    name="matching",
+    run=run,
+    reads=(
+        "week.elders",
+        "week.asked",
+        "week.requested_hours",
+        "week.remaining",
+        "persons.active",
+        "persons.availability",
+        "persons.trained",
+        "persons.age",
+        "persons.household",
+        "persons.digital",
+        "persons.lineage",
+        "persons.tb_balance",
+        "persons.tb_trust",
+        "households.x",
+        "households.y",
+        "institutions.treasury",
+        "scenario.committee",
+        "scenario.policy",
+    ),
+    writes=(
+        "week.remaining",
+        "week.met.volunteer",
+        "week.met.peer",
+        "week.met.time_bank",
+        "week.handled",
+        "week.matched",
+        "week.pair_elder",
+        "week.pair_helper",
+        "week.pair_hours",
+        "week.pair_channel",
+        "persons.served_hours",
+        "persons.tb_balance",
+        "persons.tb_trust",
+        "institutions.treasury",
+        "institutions.tb_village_success",
+        "institutions.tb_redeemed",
+    ),
+    outputs=(
+        Output("platform_requests", "requests/week", "Requests reaching the platform", "Requests that reached the information platform (directly, by a family proxy or offline)."),
+        Output("platform_matched_requests", "requests/week", "Requests matched by the platform", "Requests that reached the platform and were matched."),
+        Output("requests_no_digital", "requests/week", "Requests of elders without digital access", "Requests of elders who cannot use a smartphone, alone or through family."),
+        Output("matched_requests_no_digital", "requests/week", "Matched requests of elders without digital access", "Of those, requests that were matched."),
+        Output("time_bank_redeemed", "credit-hours/week", "Time-bank credit redeemed", "Credit-hours taken from family accounts for help received."),
+        Output("redemptions", "requests/week", "Time-bank redemptions", "Requests made against time-bank credit."),
+        Output("redemptions_failed", "requests/week", "Failed redemptions", "Redemptions that brought no help and no guaranteed paid care."),
+        Output("_redemptions_ok", "requests/week", "Successful redemptions", "Feeds redemption_success_rate."),
+        SPEND_SUBSIDIES,
+    ),
+    section="3.7 matching (committee, platform, time-bank redemptions)",
+)

@@ -15,6 +15,7 @@ import numpy as np
 
 from villagesim.config.schema import Scenario
 from villagesim.jit import njit
+from villagesim.processes.base import Process
 from villagesim.processes.week import COMPANION, DAILY, MEALS, PROFESSIONAL, Week
 from villagesim.state.population import ELDER_AGE, RESIDENT, World
 
@@ -74,3 +75,12 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
         np.float32(c.companionship_hours_alone), np.float32(c.companionship_hours_not_alone), p.need_hours, p.unmet_hours,
     )  # fmt: skip
     week.remaining = week.need.copy()
+
+
+PROCESS = Process(
+    name="needs",
+    run=run,
+    reads=("persons.status", "persons.age", "persons.care_level", "persons.household", "week.household_residents", "scenario.care"),
+    writes=("week.elders", "week.alone", "week.need", "week.remaining", "persons.need_hours", "persons.unmet_hours"),
+    section="3.3 care needs",
+)

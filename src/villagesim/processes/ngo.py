@@ -21,6 +21,7 @@ import numpy as np
 
 from villagesim.config.schema import Scenario
 from villagesim.constants import WEEKS_PER_YEAR
+from villagesim.processes.base import Output, Process
 from villagesim.processes.week import DAILY, PROFESSIONAL, Week
 from villagesim.state.institutions import spend
 from villagesim.state.population import World
@@ -65,3 +66,17 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
     week.report("ngo_hours", per_village_hours)
     week.report("ngo_villages_served", (per_village_hours > 0).astype(float))
     week.report("spend_ngo", per_village_hours / total * paid if total > 0 else np.zeros(n_v))
+
+
+PROCESS = Process(
+    name="ngo",
+    run=run,
+    reads=("institutions.treasury", "institutions.ngo_enters", "week.elders", "week.asked", "week.remaining", "villages.remoteness_km", "scenario.ngo"),
+    writes=("week.remaining", "week.met.ngo", "institutions.treasury"),
+    outputs=(
+        Output("ngo_hours", "hours/week", "NGO care hours", "Hours of care delivered by purchased NGO services."),
+        Output("ngo_villages_served", "villages", "Villages served by NGOs", "Villages where an NGO gave care this week."),
+        Output("spend_ngo", "RMB/week", "Spending on NGO services", "Paid to NGOs for the hours they delivered."),
+    ),
+    section="3.8 purchased NGO services",
+)

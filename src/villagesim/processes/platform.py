@@ -3,8 +3,7 @@
 Reads: ``week.elders``, ``week.asked``, ``week.remaining``; ``digital``, ``lineage``,
 ``status``, ``age``, ``lottery`` of persons; the pool of active volunteers;
 ``policy.platform``.
-Writes (through :func:`~villagesim.processes.matching.credit_matches`): matches with
-channel ``PLATFORM``; outputs ``platform_requests`` and ``platform_matched_requests``.
+Returns the matches, which the matching process books with channel ``PLATFORM``; outputs ``platform_requests`` and ``platform_matched_requests``.
 
 A request **reaches** the platform if the elder can use a smartphone, or a resident
 working-age member of the family line who can acts as proxy, or — for the others — the
@@ -66,15 +65,17 @@ def reach(world: World, scenario: Scenario, week: Week, positions: np.ndarray, d
     return direct | offline
 
 
-def match(world: World, scenario: Scenario, rng: np.random.Generator, week: Week, positions: np.ndarray, pool) -> None:
-    """Assign the reached requests at ``positions`` to pool volunteers, village by village."""
-    from villagesim.processes.matching import PLATFORM, credit_matches
+def match(world: World, scenario: Scenario, rng: np.random.Generator, week: Week, positions: np.ndarray, pool) -> list[tuple]:
+    """Assign the reached requests at ``positions`` to pool volunteers, village by village.
 
+    Returns the matches to book, professional care first: ``(request index, pool index,
+    hours, kinds)`` per group (the matching process books them with the platform channel).
+    """
     del rng  # the assignment is deterministic given the requests and the pool
     p = world.persons
     hh = world.households
     if len(positions) == 0 or len(pool.rows) == 0:
-        return
+        return []
     rows = week.elders[positions]
     village = p.village[rows]
     order = np.argsort(village, kind="stable")
@@ -116,10 +117,9 @@ def match(world: World, scenario: Scenario, rng: np.random.Generator, week: Week
                 pr_hours.append(hours[ok].astype(np.float32))
                 kind_prof.append(np.full(int(ok.sum()), is_prof))
     if not pr_req:
-        return
+        return []
     req_idx = np.concatenate(pr_req)
     vol_idx = np.concatenate(pr_vol)
     hours = np.concatenate(pr_hours)
     is_prof = np.concatenate(kind_prof)
-    for kinds, mask in (([PROFESSIONAL], is_prof), (GENERAL_KINDS, ~is_prof)):
-        credit_matches(world, week, positions, pool, req_idx[mask], vol_idx[mask], hours[mask], kinds, PLATFORM)
+    return [(req_idx[mask], vol_idx[mask], hours[mask], kinds) for kinds, mask in (([PROFESSIONAL], is_prof), (GENERAL_KINDS, ~is_prof))]

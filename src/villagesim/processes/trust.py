@@ -24,6 +24,7 @@ import numpy as np
 
 from villagesim.config.schema import Scenario
 from villagesim.jit import njit
+from villagesim.processes.base import Process
 from villagesim.processes.week import Week, neighbour_rows
 from villagesim.state.population import World
 
@@ -228,3 +229,28 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
         p.trust, p.awareness, p.satisfaction, p.unmet_hours, c32, c64,
     )  # fmt: skip
     _update_burnout(p.burnout, p.served_hours, f32(1.0 - b.burnout_recovery), f32(b.burnout_per_hour))
+
+
+PROCESS = Process(
+    name="trust",
+    run=run,
+    reads=(
+        "week.elders",
+        "week.asked",
+        "week.requested_hours",
+        "week.need",
+        "week.remaining",
+        "week.matched",
+        "week.met",
+        "persons.trust",
+        "persons.awareness",
+        "persons.satisfaction",
+        "persons.served_hours",
+        "persons.burnout",
+        "households.neighbours",
+        "scenario.behaviour",
+        "scenario.policy",
+    ),
+    writes=("persons.trust", "persons.awareness", "persons.satisfaction", "persons.burnout", "persons.unmet_hours"),
+    section="3.12 trust, awareness, satisfaction, burnout",
+)

@@ -19,7 +19,8 @@ import numpy as np
 
 from villagesim.config.schema import Scenario
 from villagesim.jit import njit
-from villagesim.processes.asking import logistic
+from villagesim.processes.base import Process
+from villagesim.processes.rates import logistic
 from villagesim.processes.week import Week, neighbour_count_sum
 from villagesim.state.population import ELDER_AGE, RESIDENT, World
 
@@ -171,3 +172,26 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
     p.active = _activate(rows, u, logistic(logit), p.availability, len(p))
     p.served_hours[:] = 0
     week.candidates = cand
+
+
+PROCESS = Process(
+    name="volunteering",
+    run=run,
+    reads=(
+        "persons.status",
+        "persons.age",
+        "persons.care_level",
+        "persons.household",
+        "persons.altruism",
+        "persons.opportunity_cost",
+        "persons.burnout",
+        "persons.party",
+        "persons.tb_trust",
+        "persons.active",
+        "households.neighbours",
+        "scenario.behaviour",
+        "scenario.policy",
+    ),
+    writes=("persons.active", "persons.served_hours", "week.candidates"),
+    section="3.6 volunteering",
+)

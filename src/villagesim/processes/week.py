@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from villagesim.jit import njit
+from villagesim.processes.base import Output
 
 KINDS = ("daily_living", "meals", "companionship", "professional")
 """Kinds of need, the columns of ``Week.need``."""
@@ -20,8 +22,36 @@ DAILY, MEALS, COMPANION, PROFESSIONAL = range(4)
 GENERAL_KINDS = [DAILY, MEALS, COMPANION]
 """Kinds any volunteer or family member can give."""
 
-SOURCES = ("family", "volunteer", "peer", "facility", "ngo", "time_bank")
-"""Sources of met hours recorded in the outputs (``met_hours_<source>``)."""
+SPEND_SUBSIDIES = Output(
+    "spend_subsidies",
+    "RMB/week",
+    "Spending on subsidies",
+    "Incentives per volunteer hour, alarms, insurance premiums and time-bank guaranteed care.",
+)
+"""Reported by two processes: matching (guaranteed care) and finance (the rest)."""
+
+@dataclass(frozen=True)
+class Source:
+    """A source of met hours: its name (``met_hours_<name>``), label and chart colour."""
+
+    name: str
+    label: str
+    colour: str
+
+
+MET_SOURCES: tuple[Source, ...] = (
+    Source("family", "Family", "#4c72b0"),
+    Source("volunteer", "Volunteers", "#55a868"),
+    Source("peer", "Peer elders (young-old)", "#8fd694"),
+    Source("facility", "Facilities (happiness homes etc.)", "#c44e52"),
+    Source("ngo", "NGOs", "#8172b2"),
+    Source("time_bank", "Time-bank redemptions", "#ccb974"),
+)
+"""Sources of met hours, in the order of the outputs (family first: the rest are "services").
+A new source is one entry here and the ``week.add_met`` call of the process giving it."""
+
+SOURCES = tuple(s.name for s in MET_SOURCES)
+"""Names of the sources of met hours (``met_hours_<source>``)."""
 
 
 @dataclass
@@ -31,6 +61,8 @@ class Week:
     step: int
     n_villages: int
     n_persons: int
+    # the levers as funded this week (set by the funding process; a Scenario)
+    levers: Any = None
     # demography and health events (per person masks; per village counts derive from them)
     died: np.ndarray | None = None
     left: np.ndarray | None = None

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from villagesim.config.schema import BUDGET_USES, Scenario
+from villagesim.constants import WEEKS_PER_YEAR
 from villagesim.state.population import World
 
 KINDS = ("happiness_home", "mutual_aid_point", "canteen")
@@ -179,44 +180,12 @@ def spend(treasury: Treasury, use: str, amount: float) -> float:
     return paid
 
 
-def effective_scenario(scenario: Scenario, world: World) -> Scenario:
-    """The levers as actually delivered this week: what the pools can no longer pay is off.
-
-    The planner's scenario says what is *intended*; processes act on what is *funded*:
-    no incentive once the subsidy pool ran dry this year, publicity effort scaled to what
-    its pool pays, no platform, alarms, insurance or guarantee without money for them.
-    """
-    from villagesim.processes.finance import weekly_cost
-
-    inst: Institutions = world.institutions
-    pools = inst.treasury.pools
+def weekly_cost(scenario: Scenario, n_villages: int) -> dict[str, float]:
+    """Full weekly cost (RMB/week) of publicity (at the lever's effort) and of the platform."""
+    gov = scenario.government
     pol = scenario.policy
-    update: dict = {}
-    subsidies_dry = pools["subsidies"] <= 1e-9
-    if pol.incentive_per_hour > 0 and (inst.incentive_unpaid or subsidies_dry):
-        update["incentive_per_hour"] = 0.0
-    if pol.wearable_alarms > 0 and subsidies_dry:
-        update["wearable_alarms"] = 0.0
-    if pol.liability_insurance and subsidies_dry:
-        update["liability_insurance"] = False
-    if pol.time_bank.enabled and pol.time_bank.redemption_guarantee > 0 and subsidies_dry:
-        update["time_bank"] = None  # the guarantee is off
-    costs = weekly_cost(scenario, len(world.villages))
-    if pol.publicity > 0 and pools["publicity"] < costs["publicity"]:
-        update["publicity"] = pol.publicity * pools["publicity"] / costs["publicity"]
-    if pol.platform.enabled and pools["platform"] < costs["platform"] - 1e-9:
-        update["platform"] = None  # the platform is off
-    if not update:
-        return scenario
-    # the same levers switched off (or scaled) as last week: reuse last week's copy
-    key = tuple(update.items())
-    cached = inst.effective_cache
-    if cached is not None and cached[0] is scenario and cached[1] == key:
-        return cached[2]
-    if "time_bank" in update:
-        update["time_bank"] = pol.time_bank.model_copy(update={"redemption_guarantee": 0.0})
-    if "platform" in update:
-        update["platform"] = pol.platform.model_copy(update={"enabled": False})
-    effective = scenario.model_copy(update={"policy": pol.model_copy(update=update)})
-    inst.effective_cache = (scenario, key, effective)
-    return effective
+    return {
+        "publicity": pol.publicity * gov.publicity_cost_per_village_year * n_villages / WEEKS_PER_YEAR,
+        "platform": gov.platform_cost_per_village_year * n_villages / WEEKS_PER_YEAR if pol.platform.enabled else 0.0,
+    }
+
