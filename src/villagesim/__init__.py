@@ -4,11 +4,6 @@ Planners test interventions (time banks, platforms, subsidies, NGO purchase, KPI
 synthetic villages before funding them. See README.md and docs/ODD.md.
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("villagesim")
-except PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0.0.0+unknown"
+from villagesim.version import __version__
 
 __all__ = ["__version__"]
