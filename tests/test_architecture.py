@@ -109,6 +109,14 @@ def test_no_import_circles(graph):
     assert not stale, f"these circles are gone: remove them from TEMPORARY_CYCLES: {[sorted(s) for s in stale]}"
 
 
+def test_no_module_imports_the_root_package(graph):
+    """The root package offers the public API lazily, by name (grimp cannot see that); a module
+    that imported it would depend on everything unseen. Modules import what they use from the
+    module that defines it (the version from villagesim.version)."""
+    importers = sorted(graph.find_modules_that_directly_import(PACKAGE))
+    assert not importers, f"these modules import the root package {PACKAGE}: {importers}"
+
+
 def test_the_circle_finder_finds_circles():
     graph = grimp.ImportGraph()
     for name in ("p", "p.a", "p.b", "p.c", "p.d"):
