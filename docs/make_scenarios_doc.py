@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from villagesim import __version__
-from villagesim.experiments.compare import compare, comparison_figures
 from villagesim.config.loading import load_scenario
+from villagesim.experiments.compare import compare, comparison_figures
+from villagesim.version import __version__
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "scenarios"

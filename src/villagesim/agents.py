@@ -16,7 +16,9 @@ import numpy as np
 
 from villagesim.state.population import AWAY, DEAD, ELDER_AGE, RESIDENT
 
-if TYPE_CHECKING:  # imported for type hints only: model imports this module
+# For type hints only, never at run time: model imports this module, so a real import would close
+# a circle (lint-imports and tests/test_architecture.py leave TYPE_CHECKING imports out).
+if TYPE_CHECKING:
     from villagesim.model import VillageModel
 
 _STATUS = {RESIDENT: "resident", AWAY: "away", DEAD: "dead"}

@@ -29,7 +29,6 @@ import mesa
 import numpy as np
 import pandas as pd
 
-import villagesim
 from villagesim.config.loading import apply_overrides, load_scenario
 from villagesim.config.schema import Scenario
 from villagesim.errors import ScenarioError
@@ -273,7 +272,7 @@ def grouped(specs: list[LeverSpec]) -> list[tuple[str, list[LeverSpec]]]:
 # ---------------------------------------------------------------------------- scenarios
 def scenario_folders() -> list[Path]:
     """Folders holding the shipped scenarios (the source tree's ``scenarios/``, then the working folder's)."""
-    here = Path(villagesim.__file__).resolve().parents[2] / "scenarios"
+    here = Path(__file__).resolve().parents[3] / "scenarios"  # src/villagesim/app/session.py
     out = []
     for folder in (here, Path.cwd() / "scenarios"):
         if folder.is_dir() and folder.resolve() not in [f.resolve() for f in out]:

@@ -45,12 +45,12 @@ from typing import Any
 
 import numpy as np
 
-from villagesim import __version__
 from villagesim.config.schema import Scenario
 from villagesim.constants import WEEKS_PER_YEAR
 from villagesim.processes import demography, health
 from villagesim.processes.week import Week
 from villagesim.state.population import ELDER_AGE, RESIDENT, World, _band3
+from villagesim.version import __version__
 
 PARTICIPATION_WINDOW_WEEKS = 4
 """Length of the window in which an elder counts as taking part in mutual aid ("the past month")."""

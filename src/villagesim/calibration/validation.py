@@ -27,10 +27,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from villagesim import __version__
 from villagesim.calibration.fitting import TARGETS, Observation, observe
 from villagesim.constants import WEEKS_PER_YEAR
 from villagesim.errors import VillagesimError
+from villagesim.version import __version__
 
 POOLED_ONLY = {"adl_drift_10y"}
 """Targets computed from pooled replicates only (no interval over replicates)."""

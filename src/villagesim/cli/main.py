@@ -11,8 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from villagesim import __version__
 from villagesim.errors import VillagesimError
+from villagesim.version import __version__
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130

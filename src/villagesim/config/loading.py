@@ -11,7 +11,6 @@ whose text is ``FILE:LINE: FIELD: what is wrong and what was expected``.
 from __future__ import annotations
 
 import copy
-import difflib
 import hashlib
 import json
 import re
@@ -23,7 +22,9 @@ from typing import Any
 import tomli_w
 from pydantic import ValidationError
 
-from villagesim.config.schema import Scenario, leaf_paths
+# apply_overrides lives with the schema (Scenario.with_overrides calls it), so this module imports the
+# schema and never the other way round; it stays importable from here
+from villagesim.config.schema import Scenario, _describe, _suggest, apply_overrides, leaf_paths
 from villagesim.errors import ScenarioError
 
 __all__ = ["LoadedScenario", "load_scenario", "apply_overrides", "scenario_to_toml", "scenario_hash", "changed_parameters"]
@@ -63,28 +64,6 @@ def load_scenario(path: str | Path) -> LoadedScenario:
         raise _explain(exc, provenance, path) from None
     _check_interventions(scenario, data, provenance)
     return LoadedScenario(scenario=scenario, path=path, chain=chain)
-
-
-def apply_overrides(
-    scenario: Scenario, overrides: dict[str, Any], *, file: str | None = None, line: int | None = None
-) -> Scenario:
-    """Return a validated copy of ``scenario`` with dotted-path values replaced.
-
-    Raises:
-        ScenarioError: when a path is not a parameter or a value is invalid.
-    """
-    data = scenario.model_dump()
-    known = leaf_paths()
-    for key, value in overrides.items():
-        if key not in known:
-            raise ScenarioError(f"unknown lever or parameter{_suggest(key, known)}", file=file, line=line, field=key)
-        _set_path(data, key.split("."), value)
-    try:
-        return Scenario.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        path = ".".join(str(p) for p in err["loc"])
-        raise ScenarioError(_describe(err), file=file, line=line, field=path) from None
 
 
 def scenario_to_toml(scenario: Scenario) -> str:
@@ -193,13 +172,6 @@ def _leaves(data: dict[str, Any], prefix: tuple = ()) -> list[tuple]:
     return out
 
 
-def _set_path(data: dict[str, Any], parts: list[str], value: Any) -> None:
-    node = data
-    for part in parts[:-1]:
-        node = node[part]
-    node[parts[-1]] = value
-
-
 # --------------------------------------------------------------------- errors
 def _explain(exc: ValidationError, provenance: Provenance, root: Path) -> ScenarioError:
     errors = exc.errors()
@@ -230,63 +202,6 @@ def _origin(loc: tuple, provenance: Provenance, root: Path) -> tuple[Path, tuple
         if isinstance(value, Path) and key[: len(loc)] == loc:
             return value, loc
     return root, loc
-
-
-def _describe(err: dict[str, Any]) -> str:
-    kind = err["type"]
-    loc = err["loc"]
-    if kind == "extra_forbidden":
-        return f"unknown key{_suggest(str(loc[-1]), _siblings(loc))}"
-    msg = err["msg"]
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, ") :]
-    given = err.get("input")
-    if kind != "missing" and not isinstance(given, dict | list):
-        msg += f" (got {given!r})"
-    unit = _unit(loc)
-    if unit:
-        msg += f"; unit: {unit}"
-    return msg
-
-
-def _siblings(loc: tuple) -> list[str]:
-    """Allowed keys of the section holding ``loc``."""
-    from pydantic import BaseModel
-
-    model: Any = Scenario
-    for part in loc[:-1]:
-        if isinstance(part, int):
-            continue
-        fld = model.model_fields.get(part) if hasattr(model, "model_fields") else None
-        if fld is None:
-            return []
-        ann = fld.annotation
-        args = getattr(ann, "__args__", ())
-        if args and isinstance(args[0], type) and issubclass(args[0], BaseModel):
-            ann = args[0]
-        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
-            return []
-        model = ann
-    return list(model.model_fields)
-
-
-def _unit(loc: tuple) -> str | None:
-    path = ".".join(str(p) for p in loc if not isinstance(p, int))
-    for row in Scenario.parameter_table():
-        if row["path"] == path:
-            bounds = [f"{k} {row[k]}" for k in ("ge", "gt", "le", "lt") if k in row]
-            return row["unit"] + (f", bounds {', '.join(bounds)}" if bounds else "")
-    return None
-
-
-def _suggest(name: str, options: list[str] | set[str]) -> str:
-    options = sorted(options)
-    close = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
-    if close:
-        return f" '{name}'; did you mean '{close[0]}'?"
-    if len(options) <= 12 and options:
-        return f" '{name}'; expected one of: {', '.join(options)}"
-    return f" '{name}'"
 
 
 def _check_interventions(scenario: Scenario, data: dict[str, Any], provenance: Provenance) -> None:

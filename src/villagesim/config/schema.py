@@ -8,13 +8,18 @@ without a deprecation path.
 
 ``Scenario.parameter_table()`` lists every parameter with unit, bounds, default and source;
 the docs, ``villagesim check`` and the browser page read it from there.
+:func:`apply_overrides` (a validated copy with dotted-path values replaced) lives here too, so
+that :meth:`Scenario.with_overrides` needs no other module; :mod:`.loading` imports this one.
 """
 
 from __future__ import annotations
 
+import difflib
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from villagesim.errors import ScenarioError
 
 AGE_BANDS = [f"{a}-{a + 4}" for a in range(0, 85, 5)] + ["85+"]
 """Labels of the 18 five-year age bands of ``population.age_band_weights``."""
@@ -711,8 +716,6 @@ class Scenario(Section):
         Raises:
             ScenarioError: naming the path when it is unknown or the value is invalid.
         """
-        from villagesim.config.loading import apply_overrides  # keeps validation errors in one place
-
         return apply_overrides(self, overrides)
 
     @classmethod
@@ -756,3 +759,88 @@ def _collect(model: type[BaseModel], prefix: str, rows: list[dict[str, Any]]) ->
 def leaf_paths() -> set[str]:
     """All dotted parameter paths a scenario or intervention may set."""
     return {row["path"] for row in Scenario.parameter_table()}
+
+
+# --------------------------------------------------------------------- overrides
+def apply_overrides(
+    scenario: Scenario, overrides: dict[str, Any], *, file: str | None = None, line: int | None = None
+) -> Scenario:
+    """Return a validated copy of ``scenario`` with dotted-path values replaced.
+
+    Raises:
+        ScenarioError: when a path is not a parameter or a value is invalid.
+    """
+    data = scenario.model_dump()
+    known = leaf_paths()
+    for key, value in overrides.items():
+        if key not in known:
+            raise ScenarioError(f"unknown lever or parameter{_suggest(key, known)}", file=file, line=line, field=key)
+        _set_path(data, key.split("."), value)
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        path = ".".join(str(p) for p in err["loc"])
+        raise ScenarioError(_describe(err), file=file, line=line, field=path) from None
+
+
+def _set_path(data: dict[str, Any], parts: list[str], value: Any) -> None:
+    node = data
+    for part in parts[:-1]:
+        node = node[part]
+    node[parts[-1]] = value
+
+
+def _describe(err: dict[str, Any]) -> str:
+    kind = err["type"]
+    loc = err["loc"]
+    if kind == "extra_forbidden":
+        return f"unknown key{_suggest(str(loc[-1]), _siblings(loc))}"
+    msg = err["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    given = err.get("input")
+    if kind != "missing" and not isinstance(given, dict | list):
+        msg += f" (got {given!r})"
+    unit = _unit(loc)
+    if unit:
+        msg += f"; unit: {unit}"
+    return msg
+
+
+def _siblings(loc: tuple) -> list[str]:
+    """Allowed keys of the section holding ``loc``."""
+    model: Any = Scenario
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        fld = model.model_fields.get(part) if hasattr(model, "model_fields") else None
+        if fld is None:
+            return []
+        ann = fld.annotation
+        args = getattr(ann, "__args__", ())
+        if args and isinstance(args[0], type) and issubclass(args[0], BaseModel):
+            ann = args[0]
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return []
+        model = ann
+    return list(model.model_fields)
+
+
+def _unit(loc: tuple) -> str | None:
+    path = ".".join(str(p) for p in loc if not isinstance(p, int))
+    for row in Scenario.parameter_table():
+        if row["path"] == path:
+            bounds = [f"{k} {row[k]}" for k in ("ge", "gt", "le", "lt") if k in row]
+            return row["unit"] + (f", bounds {', '.join(bounds)}" if bounds else "")
+    return None
+
+
+def _suggest(name: str, options: list[str] | set[str]) -> str:
+    options = sorted(options)
+    close = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
+    if close:
+        return f" '{name}'; did you mean '{close[0]}'?"
+    if len(options) <= 12 and options:
+        return f" '{name}'; expected one of: {', '.join(options)}"
+    return f" '{name}'"

@@ -523,14 +523,14 @@ def make_client(
 
 
 def _worker_version() -> str:
-    import villagesim
+    from villagesim.version import __version__
 
-    return villagesim.__version__
+    return __version__
 
 
 def check_workers(client: Any) -> None:
     """Fail early, in words, when the workers present cannot run this version of villagesim."""
-    import villagesim
+    from villagesim.version import __version__
 
     if not client.scheduler_info().get("workers"):
         return  # none yet: batch jobs may still be queued
@@ -539,12 +539,12 @@ def check_workers(client: Any) -> None:
     except Exception as exc:
         raise VillagesimError(
             f"the Dask workers cannot run villagesim ({type(exc).__name__}: {exc}); "
-            f"install villagesim {villagesim.__version__} in the workers' Python environment"
+            f"install villagesim {__version__} in the workers' Python environment"
         ) from None
-    other = sorted({v for v in versions.values() if v != villagesim.__version__})
+    other = sorted({v for v in versions.values() if v != __version__})
     if other:
         raise VillagesimError(
-            f"the Dask workers run villagesim {', '.join(other)} but this driver runs {villagesim.__version__}; "
+            f"the Dask workers run villagesim {', '.join(other)} but this driver runs {__version__}; "
             "install the same version on both so that results are the same everywhere"
         )
 

@@ -24,6 +24,8 @@ import mesa
 
 from villagesim.constants import ELDER_AGE, WEEKS_PER_YEAR
 
+# For type hints only, never at run time: reference.model imports this module, so a real import
+# would close a circle (lint-imports and tests/test_architecture.py leave TYPE_CHECKING imports out).
 if TYPE_CHECKING:  # pragma: no cover
     from villagesim.reference.model import ReferenceModel
 

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-import villagesim
 from villagesim.errors import VillagesimError
+from villagesim.version import __version__
 
 TIMESERIES = "timeseries.parquet"
 VILLAGES = "villages.parquet"
@@ -65,7 +65,7 @@ def provenance(seed: int, scenario_hash: str) -> dict[str, Any]:
     import mesa
 
     return {
-        "villagesim_version": villagesim.__version__,
+        "villagesim_version": __version__,
         "mesa_version": mesa.__version__,
         "numpy_version": np.__version__,
         "python_version": platform.python_version(),
