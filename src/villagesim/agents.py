@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING
 import mesa
 import numpy as np
 
+from villagesim.config.schema import BUDGET_USES
+from villagesim.processes.matching import committee_capacity
+from villagesim.state.institutions import KINDS
 from villagesim.state.population import AWAY, DEAD, ELDER_AGE, RESIDENT
 
 # For type hints only, never at run time: model imports this module, so a real import would close
@@ -134,8 +137,6 @@ class VillageCommittee(mesa.Agent):
     @property
     def requests_per_week(self) -> int:
         """Requests the committee can handle a week."""
-        from villagesim.processes.matching import committee_capacity
-
         return int(committee_capacity(self.model.scenario, len(self.model.world.villages))[self.village])
 
     @property
@@ -146,8 +147,6 @@ class VillageCommittee(mesa.Agent):
     @property
     def facilities(self) -> list[dict]:
         """The village's built facilities: kind, operating, manager, running funds left (RMB)."""
-        from villagesim.state.institutions import KINDS
-
         fac = self.model.world.institutions.facilities
         managers = ("none", "paid", "volunteer", "party member")
         return [
@@ -183,8 +182,6 @@ class Government(mesa.Agent):
     @property
     def shares(self) -> dict[str, float]:
         """Current budget split by use."""
-        from villagesim.config.schema import BUDGET_USES
-
         return dict(zip(BUDGET_USES, self.treasury.shares.tolist(), strict=True))
 
     @property

@@ -56,7 +56,7 @@ from villagesim.app.session import (
     validate_seed,
 )
 from villagesim.config.loading import load_scenario, scenario_to_toml
-from villagesim.config.schema import CARE_LEVELS
+from villagesim.config.schema import CARE_LEVELS, Scenario
 from villagesim.errors import ScenarioError
 
 ENV_SCENARIO = "VILLAGESIM_APP_SCENARIO"
@@ -146,8 +146,6 @@ def initial_catalogue() -> tuple[dict[str, CatalogueEntry], str]:
         entries = {name: CatalogueEntry(name, scenario, path), **entries}
         first = name
     if not entries:
-        from villagesim.config.schema import Scenario
-
         entries = {"defaults": CatalogueEntry("defaults", Scenario(name="defaults"), "schema defaults")}
         first = "defaults"
     return entries, first
