@@ -423,7 +423,8 @@ def Charts(run: PageRun, week: int, compare: bool) -> None:
 def OutcomeChart(run: PageRun, week: int, compare: bool) -> None:
     """Any output column of the registry, chosen by its label (with unit)."""
     choices = solara.use_memo(outcome_choices, dependencies=[])
-    chosen = solara.use_reactive(next(iter(choices)))
+    default = next((k for k, c in choices.items() if c == "unmet_need_share"), next(iter(choices)))
+    chosen = solara.use_reactive(default)
 
     def render() -> bytes:
         data = run.data()
@@ -433,7 +434,7 @@ def OutcomeChart(run: PageRun, week: int, compare: bool) -> None:
     image = solara.use_memo(render, dependencies=[run, run.week, compare, chosen.value])
     with solara.Card("Any outcome", margin=0):
         solara.Select(label="Outcome", values=list(choices), value=chosen.value, on_value=chosen.set, classes=["outcome-select"])
-        solara.Image(image, classes=["outcome-chart"], width="100%")
+        solara.Image(image, classes=["outcome-chart"], width="640px")
 
 
 def figures_zip(run: PageRun, village: int, colour_by: str) -> bytes:
