@@ -23,7 +23,7 @@ import weakref
 
 import numpy as np
 
-from villagesim.jit import njit
+from villagesim.jit import formula_of, njit
 from villagesim.processes.week import KINDS, SOURCES, Week, row_total
 from villagesim.state.population import AWAY, RESIDENT, World
 
@@ -529,6 +529,7 @@ def village_sums(world: World, week: Week, extra: dict[str, np.ndarray] | None =
     return out
 
 
+@formula_of("village_sums", check="village sums")
 def village_sums_plain(world: World, week: Week, extra: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """:func:`village_sums` as array code: a numpy call per column."""
     p = world.persons
@@ -645,6 +646,7 @@ def with_ratios(sums: np.ndarray) -> np.ndarray:
     return with_ratios_plain(sums)
 
 
+@formula_of("with_ratios", check="ratios")
 def with_ratios_plain(sums: np.ndarray) -> np.ndarray:
     """:func:`with_ratios` as array code (any dtype and leading shape)."""
     n_public = len(SUM_COLUMNS)

@@ -36,7 +36,7 @@ import numpy as np
 
 from villagesim.config.schema import Scenario
 from villagesim.constants import WEEKS_PER_YEAR
-from villagesim.jit import njit
+from villagesim.jit import formula_of, njit
 from villagesim.processes.week import COMPANION, DAILY, MEALS, Week, rank_within
 from villagesim.state.institutions import CANTEEN, HOME, NO_MANAGER, PAID, PARTY, POINT, VOLUNTEER, Facilities
 from villagesim.state.population import Households, World
@@ -342,6 +342,7 @@ def serve(world: World, scenario: Scenario, rng: np.random.Generator, week: Week
     return given_total
 
 
+@formula_of("serve", check="facility service")
 def serve_plain(world: World, scenario: Scenario, u: np.ndarray, week: Week) -> np.ndarray:
     """:func:`serve` as whole-array numpy code, given the week's draw ``u`` (one per person
     row); ``fac.hours_served`` must be zero. Updates ``week.remaining`` and

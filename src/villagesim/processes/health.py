@@ -18,10 +18,10 @@ from functools import lru_cache
 import numpy as np
 
 from villagesim.config.schema import Scenario
-from villagesim.jit import njit
+from villagesim.jit import formula_of, njit
 from villagesim.processes.demography import weekly_probability
 from villagesim.processes.week import Week
-from villagesim.state.population import DEAD, ELDER_AGE, RESIDENT, World
+from villagesim.state.population import DEAD, ELDER_AGE, RESIDENT, World, _band3
 
 NAME = "health"
 MAX_LEVEL = 4
@@ -130,6 +130,69 @@ def _health_kernel(
     for j in range(deaths):  # the dead no longer live in their household
         residents[household[elders[j]]] -= 1
     return alarm, emergency, late, answer_hours, died, residents
+
+
+@formula_of("run", check="week chain")
+def run_plain(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) -> None:
+    """:func:`run` as whole-array numpy formulas, the numbers its kernel must give to the bit.
+
+    Four float32 uniforms per person (move, emergency, answer, outcome), read for the
+    resident elders. By age band (60-69, 70-79, 80+) and weekly probabilities of the annual
+    rates: level 0 falls ill if ``u_move < onset``; levels 1-3 worsen if ``u_move <
+    progression``; level 1 recovers to 0 if ``progression <= u_move < progression +
+    recovery``. An elder wears an alarm if alone or at level >= 2 and ``lottery <
+    wearable_alarms``. An emergency happens if ``u_emergency < emergency_rate[level]``; it
+    is answered late if ``u_answer >= answer_p`` (alone or with others; at least the alarm's
+    probability with an alarm); a late answer kills if ``u_outcome < unanswered_death_prob``,
+    else worsens the level (below 4) if ``u_outcome < unanswered_death_prob +
+    unanswered_worsen_prob``. Residents per household are counted before the deaths and
+    lowered by them.
+    """
+    p = world.persons
+    h = scenario.health
+    n = len(p)
+    u_move, u_emergency, u_answer, u_outcome = (rng.random(n, dtype=np.float32) for _ in range(4))
+    resident = p.status == RESIDENT
+    e = np.flatnonzero(resident & (p.age >= ELDER_AGE))
+    band = _band3(p.age[e])
+    level = p.care_level[e]
+    u = u_move[e]
+    onset = weekly_probability(np.asarray(h.onset_rate_by_band)).astype(np.float32)[band]
+    progression = weekly_probability(np.asarray(h.progression_rate_by_band)).astype(np.float32)[band]
+    recovery = np.float32(weekly_probability(h.recovery_rate))
+    worsen = ((level == 0) & (u < onset)) | ((level >= 1) & (level < MAX_LEVEL) & (u < progression))
+    recover = (level == 1) & (u >= progression) & (u < progression + recovery)
+    level[worsen] += 1
+    level[recover] = 0
+    week.household_residents = np.bincount(p.household, weights=resident, minlength=len(world.households)).astype(np.int64)
+    alone = week.household_residents[p.household[e]] == 1
+    alarm = (alone | (level >= 2)) & (p.lottery[e] < scenario.policy.wearable_alarms)
+    p.alarm = np.zeros(n, dtype=bool)
+    p.alarm[e] = alarm
+    rates = np.asarray(h.emergency_rate_by_level, dtype=np.float32)
+    em = u_emergency[e] < rates[level]
+    answer_p = np.where(alone, np.float32(h.answer_prob_alone), np.float32(h.answer_prob_with_others))
+    answer_p = np.where(alarm, np.maximum(answer_p, np.float32(h.answer_prob_alarm)), answer_p)
+    late_e = em & (u_answer[e] >= answer_p)
+    outcome = u_outcome[e]
+    dies_e = late_e & (outcome < h.unanswered_death_prob)
+    worse = late_e & ~dies_e & (outcome < h.unanswered_death_prob + h.unanswered_worsen_prob)
+    level[worse & (level < MAX_LEVEL)] += 1
+    p.care_level[e] = level
+    emergency, late, dies = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    emergency[e[em]] = True
+    late[e[late_e]] = True
+    dies[e[dies_e]] = True
+    p.status[dies] = DEAD
+    p.active[dies] = False
+    week.emergency = emergency
+    week.late = late
+    answer_hours = np.zeros(n, dtype=np.float32)
+    answer_hours[e[em]] = np.where(late_e[em], np.float32(h.answer_hours_late), np.float32(h.answer_hours_in_time))
+    week.answer_hours = answer_hours
+    week.died = week.died | dies if week.died is not None else dies
+    if dies_e.any():
+        week.household_residents = week.household_residents - np.bincount(p.household[e[dies_e]], minlength=len(world.households))
 
 
 def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) -> None:

@@ -25,7 +25,8 @@ Manual matching by the village committee (村两委):
 The committee's week runs as one compiled kernel (:func:`_manual`, :mod:`villagesim.jit`):
 rounds of tries (at most ``attempts_per_request``, each drawing two uniforms per open
 request from the process's stream), first for professional care, then for the rest. The
-round as array code is in ``tests/test_perf_identity.py``, which checks the kernel against it.
+round as array code is :func:`assign_plain`, next to the kernel; the identity tests check
+the kernel against it.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from villagesim.config.schema import Scenario
-from villagesim.jit import njit
+from villagesim.jit import formula_of, njit
 from villagesim.processes import platform, timebank
 from villagesim.processes.week import GENERAL_KINDS, PROFESSIONAL, Week
 from villagesim.rng import substream
@@ -273,6 +274,73 @@ def _assign_rounds(
                 hours_left[c] = max(hours_left[c], np.float32(0.0))
         n_open = _open_requests(demand, given)
     return n_pairs
+
+
+@formula_of("_assign_rounds", check="committee rounds")
+def assign_plain(
+    rng: np.random.Generator,
+    demand: np.ndarray,
+    req: tuple,
+    pool: Pool,
+    eligible: np.ndarray,
+    attempts: int,
+    local_knowledge: float,
+    walking_km: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The rounds of :func:`_assign_rounds` as whole-array numpy operations, round by round:
+    the numbers the kernel must give to the bit.
+
+    ``req`` is the requests' ``(rows, hamlet, village, x, y)``; ``pool.hours_left`` is
+    reduced in place. In each round, the open requests (``demand - given > 1e-6``) draw
+    ``local = u1 < local_knowledge`` and ``u2``: the volunteer ``start + floor(u2 * count)`` of
+    the elder's hamlet (if local and the hamlet has volunteers) or village. The tries that
+    count (eligible, hours left, not the elder, ``hypot(dx, dy) <= walking_km``) are sorted by
+    volunteer, then priority; with ``want = demand - given`` (float64) and ``before`` the
+    wanted hours of the volunteer's earlier tries, a request gets ``clip(hours_left - before,
+    0, want)`` (float32) and the volunteer's hours fall by what it gave (at least 0).
+
+    Returns ``(given, pair_req, pair_pool, pair_hours)``: hours per request and the matches
+    (request index, pool index, hours), round by round.
+    """
+    req_rows, req_hamlet, req_village, req_x, req_y = req
+    given = np.zeros(len(req_rows), dtype=np.float32)
+    pairs_r, pairs_v, pairs_h = [], [], []
+    for _ in range(attempts):
+        idx = np.flatnonzero(demand - given > 1e-6)
+        if len(idx) == 0 or len(pool.rows) == 0:
+            break
+        local = rng.random(len(idx)) < local_knowledge
+        u = rng.random(len(idx))
+        hamlet, village = req_hamlet[idx], req_village[idx]
+        use_hamlet = local & (pool.hamlet_count[hamlet] > 0)
+        start = np.where(use_hamlet, pool.hamlet_start[hamlet], pool.village_start[village])
+        count = np.where(use_hamlet, pool.hamlet_count[hamlet], pool.village_count[village])
+        cand = np.where(count > 0, start + np.floor(u * count).astype(np.int64), -1)
+        ok = cand >= 0
+        idx, cand = idx[ok], cand[ok]
+        dist = np.hypot(req_x[idx] - pool.x[cand], req_y[idx] - pool.y[cand])
+        ok = eligible[cand] & (pool.hours_left[cand] > 0) & (pool.rows[cand] != req_rows[idx]) & (dist <= walking_km)
+        idx, cand = idx[ok], cand[ok]
+        if len(idx) == 0:
+            continue
+        order = np.lexsort((idx, cand))
+        idx, cand = idx[order], cand[order]
+        want = (demand[idx] - given[idx]).astype(np.float64)
+        before = np.cumsum(want) - want
+        first = np.maximum.accumulate(np.where(np.r_[True, cand[1:] != cand[:-1]], np.arange(len(cand)), 0))
+        before = before - before[first]
+        give = np.clip(pool.hours_left[cand] - before, 0.0, want).astype(np.float32)
+        ok = give > 0
+        idx, cand, give = idx[ok], cand[ok], give[ok]
+        given[idx] += give
+        pool.hours_left -= np.bincount(cand, weights=give, minlength=len(pool.rows)).astype(np.float32)
+        np.maximum(pool.hours_left, 0, out=pool.hours_left)
+        pairs_r.append(idx)
+        pairs_v.append(cand)
+        pairs_h.append(give)
+    if not pairs_r:
+        return given, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+    return given, np.concatenate(pairs_r), np.concatenate(pairs_v), np.concatenate(pairs_h)
 
 
 def _generator(rng) -> np.random.Generator:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from villagesim.config.schema import Scenario
-from villagesim.jit import njit
+from villagesim.jit import formula_of, njit
 from villagesim.processes.week import Week, neighbour_rows
 from villagesim.state.population import World
 
@@ -196,6 +196,77 @@ def _update_burnout(burnout: np.ndarray, served_hours: np.ndarray, keep: np.floa
     one = np.float32(1.0)
     for j in range(len(burnout)):
         burnout[j] = _clip(burnout[j] * keep + per_hour * served_hours[j], zero, one)
+
+
+@formula_of("run", check="in a model run")
+def run_plain(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) -> None:
+    """:func:`run` as whole-array numpy formulas over the elders, the numbers its kernels must
+    give to the bit.
+
+    Neighbourhood means (own and neighbouring households' elders, before the update):
+    ``nb_trust`` of trust and ``nb_helped`` of the share helped this week. With ``got = clip(1 -
+    unmet / requested, 0, 1)`` (0 without a request) and ``quality`` the hours-weighted mean of
+    ``ngo.quality`` (NGO care) and ``service_quality`` (the other services; ``service_quality``
+    without services), ``outcome = got * quality`` and:
+
+    * ``trust += rate * (outcome - trust)`` for those who asked, ``rate`` being
+      ``trust_experience_rate``, times ``1 + transparency`` if the outcome is above trust;
+      then ``trust += trust_neighbour_rate * (nb_trust - trust)``, clipped to [0, 1];
+    * ``awareness += (awareness_publicity_rate * publicity + awareness_word_of_mouth *
+      nb_helped) * (1 - awareness)``, less ``awareness_decay * awareness``, plus
+      ``trust_experience_rate * (1 - awareness)`` for those helped, clipped to [0, 1];
+    * ``satisfaction += satisfaction_rate * (1 - unmet / need - satisfaction)`` where there
+      is need;
+    * everyone's ``burnout = clip(burnout * (1 - burnout_recovery) + burnout_per_hour *
+      served_hours, 0, 1)``.
+    """
+    del rng  # deterministic
+    p = world.persons
+    b = scenario.behaviour
+    pol = scenario.policy
+    elders = week.elders
+    nb = world.households.neighbours
+    n_hh = len(world.households)
+    hh = p.household[elders]
+    cnt = np.bincount(hh, minlength=n_hh).astype(np.float64)
+    cnt = (cnt + nb @ cnt)[hh]
+    means = []
+    for weights in (p.trust[elders], week.matched.astype(np.float32)):
+        hh_sum = np.bincount(hh, weights=weights, minlength=n_hh)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = np.where(cnt > 0, (hh_sum + nb @ hh_sum)[hh] / np.maximum(cnt, 1e-12), 0.0)
+        means.append(share.astype(np.float32))
+    nb_trust, nb_helped = means
+    need = week.need.sum(axis=1)
+    unmet = week.remaining.sum(axis=1)
+    p.unmet_hours[elders] = unmet
+    requested = week.requested_hours
+    with np.errstate(divide="ignore", invalid="ignore"):
+        got = np.where(requested > 0, np.clip(1.0 - unmet / np.maximum(requested, 1e-9), 0.0, 1.0), 0.0)
+        ngo = week.met_of("ngo")
+        services = ngo + sum(week.met_of(s) for s in ("volunteer", "peer", "facility", "time_bank"))
+        quality = np.where(
+            services > 0,
+            (ngo * scenario.ngo.quality + (services - ngo) * b.service_quality) / np.maximum(services, 1e-12),
+            b.service_quality,
+        )
+        met_share = np.where(need > 0, 1.0 - unmet / np.maximum(need, 1e-9), 1.0)
+    outcome = (got * quality).astype(np.float32)
+    t = p.trust[elders]
+    rate = np.where(outcome > t, b.trust_experience_rate * (1.0 + pol.transparency), b.trust_experience_rate)
+    t = np.where(week.asked, t + rate * (outcome - t), t)
+    t = t + b.trust_neighbour_rate * (nb_trust - t)
+    p.trust[elders] = np.clip(t, 0.0, 1.0)
+    aw = p.awareness[elders]
+    aw = aw + (b.awareness_publicity_rate * pol.publicity + b.awareness_word_of_mouth * nb_helped) * (1.0 - aw)
+    aw = aw - b.awareness_decay * aw
+    aw = np.where(week.matched, aw + b.trust_experience_rate * (1.0 - aw), aw)
+    p.awareness[elders] = np.clip(aw, 0.0, 1.0)
+    sat = p.satisfaction[elders]
+    p.satisfaction[elders] = np.where(need > 0, sat + b.satisfaction_rate * (met_share - sat), sat)
+    p.burnout *= np.float32(1.0 - b.burnout_recovery)
+    p.burnout += np.float32(b.burnout_per_hour) * p.served_hours
+    np.clip(p.burnout, 0.0, 1.0, out=p.burnout)
 
 
 def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from villagesim.config.schema import Scenario
-from villagesim.jit import njit
+from villagesim.jit import formula_of, njit
 from villagesim.processes.asking import logistic
 from villagesim.processes.week import Week, neighbour_count_sum
 from villagesim.state.population import ELDER_AGE, RESIDENT, World
@@ -133,6 +133,56 @@ def _activate(rows: np.ndarray, u: np.ndarray, probability: np.ndarray, availabi
         i = rows[k]
         active[i] = (u[i] < probability[k]) & (availability[i] > 0)
     return active
+
+
+@formula_of("run", check="in a model run")
+def run_plain(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) -> np.ndarray:
+    """:func:`run` as whole-array numpy formulas over the person table, the numbers its kernels
+    must give to the bit; returns the candidates' logits (those :func:`run` passes to
+    :func:`logistic`).
+
+    With one float32 uniform ``u`` per person, a candidate (:func:`candidates_mask`)
+    volunteers if ``u < logistic(logit)`` and has hours available, where ``logit =
+    volunteer_intercept + volunteer_altruism * altruism + volunteer_incentive *
+    incentive_per_hour + volunteer_credit * credit * tb_trust + volunteer_norm * norm +
+    volunteer_party * party_mobilisation * party - volunteer_blame_fear * (no insurance) -
+    volunteer_opportunity_cost * opportunity_cost - volunteer_burnout * burnout``; ``norm``
+    is the share of candidates of the own and neighbouring households active last week
+    (float32, 0 without candidates) and ``credit`` the time bank's credit per hour (0 when
+    off). Everyone's served hours restart at 0.
+    """
+    p = world.persons
+    b = scenario.behaviour
+    pol = scenario.policy
+    u = rng.random(len(p), dtype=np.float32)
+    cand = (p.status == RESIDENT) & (
+        ((p.age >= 18) & (p.age < ELDER_AGE)) | ((p.age >= ELDER_AGE) & (p.age < b.young_old_max_age + 1) & (p.care_level == 0))
+    )
+    among = cand.astype(np.float32)
+    n_hh = len(world.households)
+    nb = world.households.neighbours
+    hh_sum = np.bincount(p.household, weights=p.active.astype(np.float32) * among, minlength=n_hh)
+    hh_n = np.bincount(p.household, weights=among, minlength=n_hh)
+    tot = hh_sum + nb @ hh_sum
+    cnt = hh_n + nb @ hh_n
+    with np.errstate(divide="ignore", invalid="ignore"):
+        norm = np.where(cnt > 0, tot / np.maximum(cnt, 1e-12), 0.0)[p.household].astype(np.float32)
+    credit = pol.time_bank.credit_per_hour if pol.time_bank.enabled else 0.0
+    logit = (
+        b.volunteer_intercept
+        + b.volunteer_altruism * p.altruism
+        + b.volunteer_incentive * pol.incentive_per_hour
+        + b.volunteer_credit * credit * p.tb_trust
+        + b.volunteer_norm * norm
+        + b.volunteer_party * pol.party_mobilisation * p.party
+        - b.volunteer_blame_fear * (0.0 if pol.liability_insurance else 1.0)
+        - b.volunteer_opportunity_cost * p.opportunity_cost
+        - b.volunteer_burnout * p.burnout
+    )
+    p.active = cand & (u < logistic(logit)) & (p.availability > 0)
+    p.served_hours[:] = 0
+    week.candidates = cand
+    return logit[cand]
 
 
 def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) -> None:
