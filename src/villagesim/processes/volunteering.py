@@ -15,6 +15,8 @@ volunteered last week (德治).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from villagesim.config.schema import Scenario
@@ -76,21 +78,42 @@ def _candidate_sums(
     return cand, rows[:k], hh_active, hh_cand
 
 
+class Counts(NamedTuple):
+    """Per household (float64 whole numbers): candidates active last week and candidates, of
+    the household itself and summed over its neighbours."""
+
+    hh_active: np.ndarray
+    nb_active: np.ndarray
+    hh_cand: np.ndarray
+    nb_cand: np.ndarray
+
+
+class Traits(NamedTuple):
+    """The person columns of the logit."""
+
+    altruism: np.ndarray
+    tb_trust: np.ndarray
+    party: np.ndarray
+    opportunity_cost: np.ndarray
+    burnout: np.ndarray
+
+
+class Coefficients(NamedTuple):
+    """The logit's coefficients with numpy's dtypes (see :func:`_logits`)."""
+
+    intercept: np.float32
+    altruism: np.float32
+    incentive: np.float32
+    credit: np.float32
+    norm: np.float32
+    party: float
+    blame: float
+    opportunity_cost: np.float32
+    burnout: np.float32
+
+
 @njit
-def _logits(
-    rows: np.ndarray,
-    household: np.ndarray,
-    hh_active: np.ndarray,
-    nb_active: np.ndarray,
-    hh_cand: np.ndarray,
-    nb_cand: np.ndarray,
-    altruism: np.ndarray,
-    tb_trust: np.ndarray,
-    party: np.ndarray,
-    opportunity_cost: np.ndarray,
-    burnout: np.ndarray,
-    c: tuple,
-) -> np.ndarray:
+def _logits(rows: np.ndarray, household: np.ndarray, counts: Counts, traits: Traits, c: Coefficients) -> np.ndarray:
     """The volunteering logit of each candidate row (float64), as :func:`run`'s numpy code
     made it.
 
@@ -101,6 +124,8 @@ def _logits(
     party term (a Python float times a bool column) is float64 and from there on the sum is
     float64, with the opportunity-cost and burnout products in float32.
     """
+    hh_active, nb_active, hh_cand, nb_cand = counts
+    altruism, tb_trust, party, opportunity_cost, burnout = traits
     intercept, altruism_c, incentive, credit, norm_c, party_c, blame, opportunity_c, burnout_c = c
     out = np.empty(len(rows), dtype=np.float64)
     for k in range(len(rows)):
@@ -201,21 +226,22 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
     nb_cand = neighbour_count_sum(nb, "volunteering.count", hh_cand)
     credit = pol.time_bank.credit_per_hour if pol.time_bank.enabled else 0.0
     f32 = np.float32
-    coefficients = (
-        f32(b.volunteer_intercept),
-        f32(b.volunteer_altruism),
-        f32(b.volunteer_incentive * pol.incentive_per_hour),
-        f32(b.volunteer_credit * credit),
-        f32(b.volunteer_norm),
-        float(b.volunteer_party * pol.party_mobilisation),
-        float(b.volunteer_blame_fear * (0.0 if pol.liability_insurance else 1.0)),
-        f32(b.volunteer_opportunity_cost),
-        f32(b.volunteer_burnout),
+    coefficients = Coefficients(
+        intercept=f32(b.volunteer_intercept),
+        altruism=f32(b.volunteer_altruism),
+        incentive=f32(b.volunteer_incentive * pol.incentive_per_hour),
+        credit=f32(b.volunteer_credit * credit),
+        norm=f32(b.volunteer_norm),
+        party=float(b.volunteer_party * pol.party_mobilisation),
+        blame=float(b.volunteer_blame_fear * (0.0 if pol.liability_insurance else 1.0)),
+        opportunity_cost=f32(b.volunteer_opportunity_cost),
+        burnout=f32(b.volunteer_burnout),
     )
-    logit = _logits(
-        rows, p.household, hh_active, nb_active, hh_cand, nb_cand, p.altruism, p.tb_trust, p.party,
-        p.opportunity_cost, p.burnout, coefficients,
-    )  # fmt: skip
+    counts = Counts(hh_active=hh_active, nb_active=nb_active, hh_cand=hh_cand, nb_cand=nb_cand)
+    traits = Traits(
+        altruism=p.altruism, tb_trust=p.tb_trust, party=p.party, opportunity_cost=p.opportunity_cost, burnout=p.burnout
+    )
+    logit = _logits(rows, p.household, counts, traits, coefficients)
     # only candidates can volunteer: the logistic is evaluated on their rows alone (element by
     # element the same numbers as over the whole table)
     p.active = _activate(rows, u, logistic(logit), p.availability, len(p))
