@@ -20,6 +20,8 @@ Writes: ``trust``, ``awareness``, ``satisfaction`` (resident elders), ``burnout`
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from villagesim.config.schema import Scenario
@@ -98,23 +100,31 @@ def _clip(x, low, high):
     return x
 
 
+class ElderWeek(NamedTuple):
+    """The week's rows of the elders (one entry per elder): need and remaining need (elders x
+    kinds), whether they asked, hours requested, whether helped, and ``met``: hours met by
+    the NGO, volunteers, peers, facilities and the time bank."""
+
+    need: np.ndarray
+    remaining: np.ndarray
+    asked: np.ndarray
+    requested: np.ndarray
+    matched: np.ndarray
+    met: tuple
+
+
+class ElderState(NamedTuple):
+    """The person columns :func:`_update_elders` updates in place."""
+
+    trust: np.ndarray
+    awareness: np.ndarray
+    satisfaction: np.ndarray
+    unmet_hours: np.ndarray
+
+
 @njit
 def _update_elders(
-    elders: np.ndarray,
-    household: np.ndarray,
-    sums: tuple,
-    need: np.ndarray,
-    remaining: np.ndarray,
-    asked: np.ndarray,
-    requested: np.ndarray,
-    matched: np.ndarray,
-    met: tuple,
-    trust: np.ndarray,
-    awareness: np.ndarray,
-    satisfaction: np.ndarray,
-    unmet_hours: np.ndarray,
-    c32: tuple,
-    c64: tuple,
+    elders: np.ndarray, household: np.ndarray, sums: tuple, week: ElderWeek, state: ElderState, c32: tuple, c64: tuple
 ) -> None:
     """Trust, awareness, satisfaction and unmet hours of each elder, in place, as :func:`run`'s
     numpy code gave them.
@@ -129,6 +139,8 @@ def _update_elders(
     add the kinds left to right.
     """
     count, nb_count, trust_sum, nb_trust_sum, helped, nb_helped = sums
+    need, remaining, asked, requested, matched, met = week
+    trust, awareness, satisfaction, unmet_hours = state
     ngo, volunteer, peer, facility, time_bank = met
     ngo_quality, service_quality, publicity, word_of_mouth, decay, experience, satisfaction_rate = c32
     rate_up, rate, neighbour_rate = c64
@@ -294,8 +306,14 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
         float(b.trust_experience_rate),
         float(b.trust_neighbour_rate),
     )
-    _update_elders(
-        elders, p.household, sums, week.need, week.remaining, week.asked, week.requested_hours, week.matched, met,
-        p.trust, p.awareness, p.satisfaction, p.unmet_hours, c32, c64,
-    )  # fmt: skip
+    rows = ElderWeek(
+        need=week.need,
+        remaining=week.remaining,
+        asked=week.asked,
+        requested=week.requested_hours,
+        matched=week.matched,
+        met=met,
+    )
+    state = ElderState(trust=p.trust, awareness=p.awareness, satisfaction=p.satisfaction, unmet_hours=p.unmet_hours)
+    _update_elders(elders, p.household, sums, rows, state, c32, c64)
     _update_burnout(p.burnout, p.served_hours, f32(1.0 - b.burnout_recovery), f32(b.burnout_per_hour))
