@@ -35,7 +35,7 @@ from villagesim.outputs.sums import (
 )
 from villagesim.processes import PROCESSES, trust, volunteering
 from villagesim.processes.asking import logistic
-from villagesim.processes.matching import Pool, _committee_order, _stable_order
+from villagesim.processes.matching import Pairs, Pool, Requests, _committee_order, _stable_order
 from villagesim.processes.week import Week, neighbour_count_sum, neighbour_rows, rank_within
 from villagesim.rng import Streams, generator, stream_key, substream
 
@@ -185,7 +185,7 @@ def test_collector_rows_are_the_recorded_outputs() -> None:
 def _requests(world, req_rows):
     p, hh = world.persons, world.households
     req_hh = p.household[req_rows]
-    return (req_rows, hh.hamlet[req_hh], p.village[req_rows], hh.x[req_hh], hh.y[req_hh])
+    return Requests(req_rows, hh.hamlet[req_hh], p.village[req_rows], hh.x[req_hh], hh.y[req_hh])
 
 
 def _assign_compiled(pair, rng, world, pool, req_rows, demand, eligible, attempts, local_knowledge, walking_km):
@@ -193,7 +193,7 @@ def _assign_compiled(pair, rng, world, pool, req_rows, demand, eligible, attempt
     given requests: ``(given, pair_req, pair_pool, pair_hours)``."""
     n = len(req_rows)
     given = np.zeros(n, dtype=np.float32)
-    pairs = (np.empty(n * attempts, np.int64), np.empty(n * attempts, np.int64), np.empty(n * attempts, np.float32))
+    pairs = Pairs(np.empty(n * attempts, np.int64), np.empty(n * attempts, np.int64), np.empty(n * attempts, np.float32))
     req = _requests(world, req_rows)
     n_pairs = pair.compiled(
         rng, demand, given, req, pool.arrays(), eligible, attempts, local_knowledge, np.float32(walking_km), pairs, 0

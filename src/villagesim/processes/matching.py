@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -54,6 +55,65 @@ def committee_capacity(scenario: Scenario, n_villages: int) -> np.ndarray:
     return np.full(n_villages, int(np.floor(hours / cm.hours_per_request + 1e-9)), dtype=np.int64)
 
 
+class PoolArrays(NamedTuple):
+    """The pool as the compiled rounds read it (:meth:`Pool.arrays`); ``hours_left`` is
+    reduced in place."""
+
+    rows: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    hours_left: np.ndarray
+    hamlet_start: np.ndarray
+    hamlet_count: np.ndarray
+    village_start: np.ndarray
+    village_count: np.ndarray
+
+
+class Requests(NamedTuple):
+    """The requests of a committee's rounds, in priority order: the elders' person rows,
+    hamlets, villages and where they live (km)."""
+
+    rows: np.ndarray
+    hamlet: np.ndarray
+    village: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+
+
+class Pairs(NamedTuple):
+    """The matches of the rounds: request index, pool index and hours of each (filled in
+    place)."""
+
+    req: np.ndarray
+    pool: np.ndarray
+    hours: np.ndarray
+
+
+class CommitteePersons(NamedTuple):
+    """The person and household columns the committee's week reads."""
+
+    village: np.ndarray
+    household: np.ndarray
+    care_level: np.ndarray
+    trained: np.ndarray
+    age: np.ndarray
+    hamlet: np.ndarray  # per household
+    hh_x: np.ndarray
+    hh_y: np.ndarray
+
+
+class CommitteeOut(NamedTuple):
+    """What the committee's week updates in place: the elders' remaining need, whether
+    handled and matched, their hours met by volunteers and peers; the helpers' served hours."""
+
+    remaining: np.ndarray
+    handled: np.ndarray
+    matched: np.ndarray
+    met_volunteer: np.ndarray
+    met_peer: np.ndarray
+    served_hours: np.ndarray
+
+
 @dataclass
 class Pool:
     """Active volunteers sorted by hamlet, with hours left, for random draws by hamlet or village."""
@@ -67,10 +127,9 @@ class Pool:
     x: np.ndarray  # float32 km: where each volunteer lives
     y: np.ndarray
 
-    def arrays(self) -> tuple:
-        """The pool as the compiled rounds read it: ``(rows, x, y, hours_left, hamlet_start,
-        hamlet_count, village_start, village_count)``."""
-        return (
+    def arrays(self) -> PoolArrays:
+        """The pool as the compiled rounds read it."""
+        return PoolArrays(
             self.rows,
             self.x,
             self.y,
@@ -177,13 +236,13 @@ def _assign_rounds(
     g: np.random.Generator,
     demand: np.ndarray,
     given: np.ndarray,
-    req: tuple,
-    pool: tuple,
+    req: Requests,
+    pool: PoolArrays,
     eligible: np.ndarray,
     attempts: int,
     local_knowledge: float,
     walking_km: np.float32,
-    pairs: tuple,
+    pairs: Pairs,
     n_pairs: int,
 ) -> int:
     """Greedy randomised matching of requests (in priority order) to pool volunteers.
@@ -201,10 +260,10 @@ def _assign_rounds(
     sorted by volunteer.
 
     Args:
-        req: the requests' ``(rows, hamlet, village, x, y)``.
+        req: the requests (:class:`Requests`).
         pool: :meth:`Pool.arrays`; its ``hours_left`` is reduced in place.
-        pairs: ``(pair_req, pair_pool, pair_hours)``, the matches (request index, pool
-            index, hours) appended from ``n_pairs`` on, round by round.
+        pairs: the matches (:class:`Pairs`: request index, pool index, hours) appended from
+            ``n_pairs`` on, round by round.
 
     ``given`` (hours per request) is updated in place. Returns the number of pairs.
     """
@@ -280,7 +339,7 @@ def _assign_rounds(
 def assign_plain(
     rng: np.random.Generator,
     demand: np.ndarray,
-    req: tuple,
+    req: Requests,
     pool: Pool,
     eligible: np.ndarray,
     attempts: int,
@@ -290,7 +349,7 @@ def assign_plain(
     """The rounds of :func:`_assign_rounds` as whole-array numpy operations, round by round:
     the numbers the kernel must give to the bit.
 
-    ``req`` is the requests' ``(rows, hamlet, village, x, y)``; ``pool.hours_left`` is
+    ``req`` is the requests (:class:`Requests`); ``pool.hours_left`` is
     reduced in place. In each round, the open requests (``demand - given > 1e-6``) draw
     ``local = u1 < local_knowledge`` and ``u2``: the volunteer ``start + floor(u2 * count)`` of
     the elder's hamlet (if local and the hamlet has volunteers) or village. The tries that
@@ -455,24 +514,12 @@ def _manual(
     first: np.ndarray,
     capacity: np.ndarray,
     elders: np.ndarray,
-    village: np.ndarray,
-    household: np.ndarray,
-    care_level: np.ndarray,
-    trained: np.ndarray,
-    age: np.ndarray,
-    hamlet: np.ndarray,
-    hh_x: np.ndarray,
-    hh_y: np.ndarray,
-    pool: tuple,
+    persons: CommitteePersons,
+    pool: PoolArrays,
     attempts: int,
     local_knowledge: float,
     walking_km: np.float32,
-    remaining: np.ndarray,
-    handled: np.ndarray,
-    matched: np.ndarray,
-    met_volunteer: np.ndarray,
-    met_peer: np.ndarray,
-    served_hours: np.ndarray,
+    out: CommitteeOut,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The committee's week (see :func:`manual_match`) in one compiled call.
 
@@ -482,6 +529,8 @@ def _manual(
     returns ``(positions handled, pair_req, pair_pool, pair_hours)`` (pairs index the handled
     positions and the pool; professional pairs first).
     """
+    village, household, care_level, trained, age, hamlet, hh_x, hh_y = persons
+    remaining, handled, matched, met_volunteer, met_peer, served_hours = out
     n = positions.shape[0]
     u = g.random(n)
     # by village, then redemptions first, then the most severe first, ties in random order:
@@ -523,12 +572,12 @@ def _manual(
         req_village[i] = village[r]
         req_x[i] = hh_x[household[r]]
         req_y[i] = hh_y[household[r]]
-    req = (req_rows, req_hamlet, req_village, req_x, req_y)
+    req = Requests(req_rows, req_hamlet, req_village, req_x, req_y)
     pool_rows = pool[0]
     pair_req = np.empty(2 * m * attempts, dtype=np.int64)
     pair_pool = np.empty(2 * m * attempts, dtype=np.int64)
     pair_hours = np.empty(2 * m * attempts, dtype=np.float32)
-    pairs = (pair_req, pair_pool, pair_hours)
+    pairs = Pairs(pair_req, pair_pool, pair_hours)
     n_pairs = 0
     for professional in (True, False):
         kinds = _PROFESSIONAL if professional else _GENERAL
@@ -578,7 +627,7 @@ def manual_match(
 
     The committees take up requests in order (by village, time-bank redemptions first, the
     most severe first, ties at random) up to their capacity; then professional needs are
-    matched to trained volunteers, then general needs to any volunteer (:func:`assign`'s
+    matched to trained volunteers, then general needs to any volunteer (:func:`_assign_rounds`'s
     rounds, in :func:`_manual`).
 
     Args:
@@ -595,24 +644,12 @@ def manual_match(
         first,
         committee_capacity(scenario, week.n_villages),
         week.elders,
-        p.village,
-        p.household,
-        p.care_level,
-        p.trained,
-        p.age,
-        hh.hamlet,
-        hh.x,
-        hh.y,
+        CommitteePersons(p.village, p.household, p.care_level, p.trained, p.age, hh.hamlet, hh.x, hh.y),
         pool.arrays(),
         cm.attempts_per_request,
         float(cm.local_knowledge),
         np.float32(cm.walking_distance_km),
-        week.remaining,
-        week.handled,
-        week.matched,
-        week.met["volunteer"],
-        week.met["peer"],
-        p.served_hours,
+        CommitteeOut(week.remaining, week.handled, week.matched, week.met["volunteer"], week.met["peer"], p.served_hours),
     )
     week.pair_elder = np.concatenate((week.pair_elder, week.elders[chosen[pair_req]]))
     week.pair_helper = np.concatenate((week.pair_helper, pool.rows[pair_pool]))
