@@ -14,6 +14,7 @@ probability that depends on whether someone lives with the elder, or an alarm is
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 
@@ -27,6 +28,25 @@ NAME = "health"
 MAX_LEVEL = 4
 
 
+class Tables(NamedTuple):
+    """The step's float32 tables (:func:`_parameters`)."""
+
+    onset: np.ndarray
+    progression: np.ndarray
+    progression_recovery: np.ndarray
+    rates: np.ndarray
+    thresholds: np.ndarray
+
+
+class Draws(NamedTuple):
+    """The week's four float32 uniforms per person, in the order they are drawn."""
+
+    move: np.ndarray
+    emergency: np.ndarray
+    answer: np.ndarray
+    outcome: np.ndarray
+
+
 @lru_cache(maxsize=64)
 def _parameters(
     onset_rates: tuple[float, ...],
@@ -34,7 +54,7 @@ def _parameters(
     recovery_rate: float,
     emergency_rates: tuple[float, ...],
     thresholds: tuple[float, ...],
-) -> tuple[np.ndarray, ...]:
+) -> Tables:
     """The step's float32 tables: weekly onset and progression probabilities by age band,
     progression plus recovery (their float32 sum), emergency probabilities by care level, and
     ``thresholds`` (the scalar parameters the kernel compares with) as float32."""
@@ -42,15 +62,13 @@ def _parameters(
     progression = weekly_probability(np.asarray(progression_rates)).astype(np.float32)
     recovery = np.float32(weekly_probability(recovery_rate))
     rates = np.asarray(emergency_rates, dtype=np.float32)
-    return onset, progression, progression + recovery, rates, np.array(thresholds, dtype=np.float32)
+    return Tables(onset, progression, progression + recovery, rates, np.array(thresholds, dtype=np.float32))
 
 
 @njit
-def _health_kernel(
-    age, status, care_level, household, lottery, active, died_before, u_move, u_emergency, u_answer, u_outcome,
-    onset, progression, progression_recovery, rates, thresholds, n_households,
-):  # fmt: skip
-    """One week of the care-level chain and the emergencies of the resident elders.
+def _health_kernel(age, status, care_level, household, lottery, active, died_before, draws, tables, n_households):
+    """One week of the care-level chain and the emergencies of the resident elders
+    (``draws``: :class:`Draws`, ``tables``: :class:`Tables`).
 
     Updates ``care_level``, ``status`` and ``active`` in place and returns
     ``(alarm, emergency, late, answer_hours, died, household_residents)``, the numbers of the
@@ -72,6 +90,8 @@ def _health_kernel(
     ``thresholds`` (float32): wearable share, answer probabilities alone, with others and
     with an alarm, death and death-plus-worsen probabilities, late and in-time answer hours.
     """
+    u_move, u_emergency, u_answer, u_outcome = draws
+    onset, progression, progression_recovery, rates, thresholds = tables
     wearable, prob_alone, prob_others, prob_alarm = thresholds[0], thresholds[1], thresholds[2], thresholds[3]
     death_p, death_worsen_p, hours_late, hours_in_time = thresholds[4], thresholds[5], thresholds[6], thresholds[7]
     n = len(age)
@@ -214,7 +234,7 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
         h.answer_hours_late,
         h.answer_hours_in_time,
     )
-    onset, progression, progression_recovery, rates, thresholds = _parameters(
+    tables = _parameters(
         tuple(h.onset_rate_by_band),
         tuple(h.progression_rate_by_band),
         h.recovery_rate,
@@ -224,6 +244,5 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
     died_before = week.died if week.died is not None else np.zeros(n, dtype=bool)
     p.alarm, week.emergency, week.late, week.answer_hours, week.died, week.household_residents = _health_kernel(
         p.age, p.status, p.care_level, p.household, p.lottery, p.active, died_before,
-        u_move, u_emergency, u_answer, u_outcome,
-        onset, progression, progression_recovery, rates, thresholds, len(world.households),
+        Draws(u_move, u_emergency, u_answer, u_outcome), tables, len(world.households),
     )  # fmt: skip
