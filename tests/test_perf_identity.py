@@ -2,13 +2,17 @@
 
 Each shortcut taken for speed (incremental neighbourhood counts, vectorised ratios, lazy
 streams, group ranks, the one-pass output collector, compiled kernels) is compared bit for
-bit with the straightforward computation it replaces; the tolerance is zero.
+bit with the straightforward computation it replaces; the tolerance is zero. The compiled
+paths and their plain formulas are the pairs of :func:`villagesim.jit.formulas` (each formula
+lives next to its kernel in src); each check below runs over every pair it names, so a kernel
+registered with its formula is tested with the others.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import sys
 from dataclasses import fields
 
 import numpy as np
@@ -16,6 +20,10 @@ import pytest
 import scipy.sparse as sp
 
 from conftest import SCENARIOS
+from villagesim.config.loading import load_scenario
+from villagesim.config.schema import Scenario
+from villagesim.jit import Formula, formulas
+from villagesim.model import VillageModel
 from villagesim.outputs.sums import (
     _INDEX,
     COLUMNS,
@@ -24,22 +32,12 @@ from villagesim.outputs.sums import (
     SUM_WITH_HIDDEN,
     _pairwise_scratch,
     _pairwise_sum,
-    village_sums,
-    village_sums_plain,
-    with_ratios,
-    with_ratios_plain,
 )
-from villagesim.model import VillageModel
-from villagesim.state.population import AWAY, DEAD, ELDER_AGE, RESIDENT, _band3
-from villagesim.processes import asking, demography, facilities, family, health, needs, trust, volunteering
+from villagesim.processes import PROCESSES, trust, volunteering
+from villagesim.processes.matching import Pairs, Pool, Requests, _committee_order, _stable_order
 from villagesim.processes.rates import logistic
-from villagesim.processes.demography import annual_hazard
-from villagesim.processes.rates import weekly_probability
-from villagesim.processes.matching import Pool, _assign_rounds, _committee_order, _stable_order
-from villagesim.processes.week import GENERAL_KINDS, Week, neighbour_count_sum, neighbour_rows, rank_within, row_total
+from villagesim.processes.week import Week, neighbour_count_sum, neighbour_rows, rank_within
 from villagesim.rng import Streams, generator, stream_key, substream
-from villagesim.config.loading import load_scenario
-from villagesim.config.schema import Scenario
 
 
 def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
@@ -54,6 +52,28 @@ def _symmetric_graph(n: int, seed: int) -> sp.csr_matrix:
     cols = np.clip(rows + rng.integers(-20, 21, len(rows)), 0, n - 1)
     m = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
     return ((m + m.T) > 0).astype(np.float64).tocsr()
+
+
+CHECKS = ("week chain", "in a model run", "committee rounds", "facility service", "village sums", "ratios")
+"""The ways a pair is compared; each has its test below."""
+
+
+def _pairs(check: str) -> object:
+    """Parametrises a test over the registered pairs compared by ``check``."""
+    return pytest.mark.parametrize("pair", formulas(check), ids=lambda pair: pair.name)
+
+
+def test_every_kernel_formula_pair_is_checked() -> None:
+    pairs = formulas()
+    assert {pair.check for pair in pairs} <= set(CHECKS)
+    for check in CHECKS:
+        assert formulas(check), check
+    names = {pair.name for pair in pairs}
+    for process in ("demography", "health", "needs", "family", "asking", "volunteering", "trust"):
+        assert f"{process}.run" in names
+    assert {"matching._assign_rounds", "facilities.serve", "sums.village_sums", "sums.with_ratios"} <= names
+    for pair in pairs:
+        assert pair.plain.__module__ == pair.module and callable(pair.compiled)
 
 
 @pytest.mark.parametrize("symmetric", [True, False])
@@ -85,7 +105,9 @@ def test_neighbour_count_sum_with_other_weights_uses_the_product() -> None:
     assert np.array_equal(neighbour_count_sum(nb, "half", counts), nb @ counts)
 
 
-def test_with_ratios_matches_column_by_column() -> None:
+@_pairs("ratios")
+def test_with_ratios_matches_column_by_column(pair: Formula) -> None:
+    with_ratios, with_ratios_plain = pair.compiled, pair.plain
     index = {c: i for i, c in enumerate(SUM_WITH_HIDDEN)}
     rng = np.random.default_rng(4)
     sums = rng.random((9, len(SUM_WITH_HIDDEN))) * 50 * (rng.random((9, len(SUM_WITH_HIDDEN))) > 0.3)
@@ -160,72 +182,32 @@ def test_collector_rows_are_the_recorded_outputs() -> None:
     assert np.array_equal(collected.to_numpy(), ts[COLUMNS].to_numpy())
 
 
-def _assign_compiled(rng, world, pool, req_rows, demand, eligible, attempts, local_knowledge, walking_km):
+def _requests(world, req_rows):
+    p, hh = world.persons, world.households
+    req_hh = p.household[req_rows]
+    return Requests(req_rows, hh.hamlet[req_hh], p.village[req_rows], hh.x[req_hh], hh.y[req_hh])
+
+
+def _assign_compiled(pair, rng, world, pool, req_rows, demand, eligible, attempts, local_knowledge, walking_km):
     """The committee's rounds as ``matching._manual`` runs them (``_assign_rounds``), for
     given requests: ``(given, pair_req, pair_pool, pair_hours)``."""
-    p, hh = world.persons, world.households
     n = len(req_rows)
     given = np.zeros(n, dtype=np.float32)
-    pairs = (np.empty(n * attempts, np.int64), np.empty(n * attempts, np.int64), np.empty(n * attempts, np.float32))
-    req_hh = p.household[req_rows]
-    req = (req_rows, hh.hamlet[req_hh], p.village[req_rows], hh.x[req_hh], hh.y[req_hh])
-    n_pairs = _assign_rounds(
+    pairs = Pairs(np.empty(n * attempts, np.int64), np.empty(n * attempts, np.int64), np.empty(n * attempts, np.float32))
+    req = _requests(world, req_rows)
+    n_pairs = pair.compiled(
         rng, demand, given, req, pool.arrays(), eligible, attempts, local_knowledge, np.float32(walking_km), pairs, 0
     )
     return (given, *(a[:n_pairs] for a in pairs))
 
 
-def _assign_arrays(rng, world, pool, req_rows, demand, eligible, attempts, local_knowledge, walking_km):
-    """Committee matching written as whole-array numpy operations, round by round: the
-    formulation the compiled rounds of ``matching._assign_rounds`` replace."""
-    p, hh = world.persons, world.households
-    given = np.zeros(len(req_rows), dtype=np.float32)
-    pairs_r, pairs_v, pairs_h = [], [], []
-    req_hh = p.household[req_rows]
-    req_hamlet, req_village = hh.hamlet[req_hh], p.village[req_rows]
-    req_x, req_y = hh.x[req_hh], hh.y[req_hh]
-    pool_hh = p.household[pool.rows]
-    pool_x, pool_y = hh.x[pool_hh], hh.y[pool_hh]
-    for _ in range(attempts):
-        idx = np.flatnonzero(demand - given > 1e-6)
-        if len(idx) == 0 or len(pool.rows) == 0:
-            break
-        local = rng.random(len(idx)) < local_knowledge
-        u = rng.random(len(idx))
-        hamlet, village = req_hamlet[idx], req_village[idx]
-        use_hamlet = local & (pool.hamlet_count[hamlet] > 0)
-        start = np.where(use_hamlet, pool.hamlet_start[hamlet], pool.village_start[village])
-        count = np.where(use_hamlet, pool.hamlet_count[hamlet], pool.village_count[village])
-        cand = np.where(count > 0, start + np.floor(u * count).astype(np.int64), -1)
-        ok = cand >= 0
-        idx, cand = idx[ok], cand[ok]
-        dist = np.hypot(req_x[idx] - pool_x[cand], req_y[idx] - pool_y[cand])
-        ok = eligible[cand] & (pool.hours_left[cand] > 0) & (pool.rows[cand] != req_rows[idx]) & (dist <= walking_km)
-        idx, cand = idx[ok], cand[ok]
-        if len(idx) == 0:
-            continue
-        order = np.lexsort((idx, cand))
-        idx, cand = idx[order], cand[order]
-        want = (demand[idx] - given[idx]).astype(np.float64)
-        before = np.cumsum(want) - want
-        first = np.maximum.accumulate(np.where(np.r_[True, cand[1:] != cand[:-1]], np.arange(len(cand)), 0))
-        before = before - before[first]
-        give = np.clip(pool.hours_left[cand] - before, 0.0, want).astype(np.float32)
-        ok = give > 0
-        idx, cand, give = idx[ok], cand[ok], give[ok]
-        given[idx] += give
-        pool.hours_left -= np.bincount(cand, weights=give, minlength=len(pool.rows)).astype(np.float32)
-        np.maximum(pool.hours_left, 0, out=pool.hours_left)
-        pairs_r.append(idx)
-        pairs_v.append(cand)
-        pairs_h.append(give)
-    if not pairs_r:
-        return given, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
-    return given, np.concatenate(pairs_r), np.concatenate(pairs_v), np.concatenate(pairs_h)
+def _assign_plain(pair, rng, world, pool, req_rows, demand, eligible, attempts, local_knowledge, walking_km):
+    return pair.plain(rng, demand, _requests(world, req_rows), pool, eligible, attempts, local_knowledge, walking_km)
 
 
+@_pairs("committee rounds")
 @pytest.mark.parametrize("seed", range(4))
-def test_compiled_matching_equals_the_array_formulation(seed: int) -> None:
+def test_compiled_matching_equals_the_array_formulation(pair: Formula, seed: int) -> None:
     """Scarce volunteers (several requests per volunteer), short walks and partial hours:
     every branch of a round is taken. Tolerance zero."""
     model = VillageModel(Scenario().with_overrides({"population.villages": 3}), replicate=seed, steps=2)
@@ -238,11 +220,11 @@ def test_compiled_matching_equals_the_array_formulation(seed: int) -> None:
     demand = (rng.random(len(req_rows)) * 6).astype(np.float32)
     demand[::7] = 0
     results = []
-    for fn in (_assign_compiled, _assign_arrays):
+    for fn in (_assign_compiled, _assign_plain):
         pool = Pool.of_active(world)
         pool.hours_left = (pool.hours_left * np.float32(0.3)).astype(np.float32)
         eligible = rng.random(len(pool.rows)) < 0.8 if fn is _assign_compiled else results[0][1]
-        out = fn(np.random.default_rng(100 + seed), world, pool, req_rows, demand, eligible, 5, 0.7, 1.2)
+        out = fn(pair, np.random.default_rng(100 + seed), world, pool, req_rows, demand, eligible, 5, 0.7, 1.2)
         results.append((out, eligible, pool.hours_left.copy()))
     (compiled, _, left_c), (arrays, _, left_a) = results
     # enough matches to mean something, and volunteers shared by several requests
@@ -279,93 +261,6 @@ def test_committee_order_is_lexsort_and_counting_sort_is_stable_argsort() -> Non
         assert np.array_equal(_stable_order(key, 12), np.argsort(key, kind="stable"))
 
 
-def _plain_trust(world, scenario, rng, week) -> None:
-    """Process 11 as numpy formulas over the elders (the code the kernels of trust.run replaced)."""
-    p = world.persons
-    b = scenario.behaviour
-    pol = scenario.policy
-    elders = week.elders
-    nb = world.households.neighbours
-    n_hh = len(world.households)
-    hh = p.household[elders]
-    cnt = np.bincount(hh, minlength=n_hh).astype(np.float64)
-    cnt = (cnt + nb @ cnt)[hh]
-    means = []
-    for weights in (p.trust[elders], week.matched.astype(np.float32)):
-        hh_sum = np.bincount(hh, weights=weights, minlength=n_hh)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            share = np.where(cnt > 0, (hh_sum + nb @ hh_sum)[hh] / np.maximum(cnt, 1e-12), 0.0)
-        means.append(share.astype(np.float32))
-    nb_trust, nb_helped = means
-    need = week.need.sum(axis=1)
-    unmet = week.remaining.sum(axis=1)
-    p.unmet_hours[elders] = unmet
-    requested = week.requested_hours
-    with np.errstate(divide="ignore", invalid="ignore"):
-        got = np.where(requested > 0, np.clip(1.0 - unmet / np.maximum(requested, 1e-9), 0.0, 1.0), 0.0)
-        ngo = week.met_of("ngo")
-        services = ngo + sum(week.met_of(s) for s in ("volunteer", "peer", "facility", "time_bank"))
-        quality = np.where(
-            services > 0,
-            (ngo * scenario.ngo.quality + (services - ngo) * b.service_quality) / np.maximum(services, 1e-12),
-            b.service_quality,
-        )
-        met_share = np.where(need > 0, 1.0 - unmet / np.maximum(need, 1e-9), 1.0)
-    outcome = (got * quality).astype(np.float32)
-    t = p.trust[elders]
-    rate = np.where(outcome > t, b.trust_experience_rate * (1.0 + pol.transparency), b.trust_experience_rate)
-    t = np.where(week.asked, t + rate * (outcome - t), t)
-    t = t + b.trust_neighbour_rate * (nb_trust - t)
-    p.trust[elders] = np.clip(t, 0.0, 1.0)
-    aw = p.awareness[elders]
-    aw = aw + (b.awareness_publicity_rate * pol.publicity + b.awareness_word_of_mouth * nb_helped) * (1.0 - aw)
-    aw = aw - b.awareness_decay * aw
-    aw = np.where(week.matched, aw + b.trust_experience_rate * (1.0 - aw), aw)
-    p.awareness[elders] = np.clip(aw, 0.0, 1.0)
-    sat = p.satisfaction[elders]
-    p.satisfaction[elders] = np.where(need > 0, sat + b.satisfaction_rate * (met_share - sat), sat)
-    p.burnout *= np.float32(1.0 - b.burnout_recovery)
-    p.burnout += np.float32(b.burnout_per_hour) * p.served_hours
-    np.clip(p.burnout, 0.0, 1.0, out=p.burnout)
-
-
-def _plain_volunteering(world, scenario, rng, week) -> np.ndarray:
-    """Process 6 as numpy formulas over the whole person table (the code the kernels of
-    volunteering.run replaced); returns the candidates' logits."""
-    p = world.persons
-    b = scenario.behaviour
-    pol = scenario.policy
-    u = rng.random(len(p), dtype=np.float32)
-    cand = (p.status == RESIDENT) & (
-        ((p.age >= 18) & (p.age < ELDER_AGE)) | ((p.age >= ELDER_AGE) & (p.age < b.young_old_max_age + 1) & (p.care_level == 0))
-    )
-    among = cand.astype(np.float32)
-    n_hh = len(world.households)
-    nb = world.households.neighbours
-    hh_sum = np.bincount(p.household, weights=p.active.astype(np.float32) * among, minlength=n_hh)
-    hh_n = np.bincount(p.household, weights=among, minlength=n_hh)
-    tot = hh_sum + nb @ hh_sum
-    cnt = hh_n + nb @ hh_n
-    with np.errstate(divide="ignore", invalid="ignore"):
-        norm = np.where(cnt > 0, tot / np.maximum(cnt, 1e-12), 0.0)[p.household].astype(np.float32)
-    credit = pol.time_bank.credit_per_hour if pol.time_bank.enabled else 0.0
-    logit = (
-        b.volunteer_intercept
-        + b.volunteer_altruism * p.altruism
-        + b.volunteer_incentive * pol.incentive_per_hour
-        + b.volunteer_credit * credit * p.tb_trust
-        + b.volunteer_norm * norm
-        + b.volunteer_party * pol.party_mobilisation * p.party
-        - b.volunteer_blame_fear * (0.0 if pol.liability_insurance else 1.0)
-        - b.volunteer_opportunity_cost * p.opportunity_cost
-        - b.volunteer_burnout * p.burnout
-    )
-    p.active = cand & (u < logistic(logit)) & (p.availability > 0)
-    p.served_hours[:] = 0
-    week.candidates = cand
-    return logit[cand]
-
-
 class _Draws:
     """Stands in for a stream: hands out the given float32 draws once."""
 
@@ -377,14 +272,14 @@ class _Draws:
         return self.draws
 
 
-@pytest.mark.parametrize(("module", "plain"), [(trust, _plain_trust), (volunteering, _plain_volunteering)])
+@_pairs("in a model run")
 @pytest.mark.parametrize(
     "levers", [{}, {"policy.transparency": 0.6, "policy.party_mobilisation": 0.7, "policy.time_bank.enabled": True}]
 )
-def test_compiled_processes_equal_the_numpy_formulas(monkeypatch, module, plain, levers: dict) -> None:
+def test_compiled_processes_equal_the_numpy_formulas(monkeypatch, pair: Formula, levers: dict) -> None:
     """Each week the process runs both ways on copies of the same state: every person column,
     the week's candidates and the volunteering logits agree to the bit."""
-    compiled = module.run
+    module, compiled, plain = sys.modules[pair.module], pair.compiled, pair.plain
     weeks = []
     logits = []
     monkeypatch.setattr(volunteering, "logistic", lambda x: logits.append(x.copy()) or logistic(x))
@@ -404,7 +299,7 @@ def test_compiled_processes_equal_the_numpy_formulas(monkeypatch, module, plain,
             assert np.array_equal(week.candidates, other_week.candidates)
         weeks.append(week.step)
 
-    monkeypatch.setattr(module.PROCESS, "run", both)  # the model runs the process's record
+    monkeypatch.setattr(module.PROCESS, pair.kernel, both)  # the model runs the process's record
     model = VillageModel(Scenario().with_overrides({"population.villages": 2, **levers}), steps=10)
     for _ in range(10):
         model.step()
@@ -428,146 +323,6 @@ def test_trust_neighbourhood_sums_with_other_weights() -> None:
         assert np.array_equal(got[2 * k], sums)
         with_elders = sums > 0 if k != 2 else got[0] > 0
         assert np.array_equal(got[2 * k + 1][with_elders], (nb @ sums)[with_elders])
-
-
-# ---------------------------------------------------------------- compiled processes
-# The array code of demography, health, needs, family and asking before their numba kernels,
-# kept here as the plain formulas the kernels must reproduce bit for bit.
-def _demography_arrays(world, scenario, rng, week) -> None:
-    p = world.persons
-    hol = scenario.hollowing_out
-    n = len(p)
-    u_death = rng.random(n, dtype=np.float32)
-    u_move = rng.random(n, dtype=np.float32)
-    alive = p.status != DEAD
-    p.age += np.float32(1.0 / 52.0) * alive
-    resident = p.status == RESIDENT
-    p_death = -np.expm1(-annual_hazard(p.age, p.care_level, scenario) / 52.0)
-    died = alive & (u_death < p_death)
-    leave_p = np.float32(weekly_probability(hol.outmigration_rate))
-    return_p = np.float32(weekly_probability(hol.return_rate))
-    can_leave = resident & ~died & (p.age >= hol.migration_min_age) & (p.age < hol.migration_max_age + 1)
-    left = can_leave & (u_move < leave_p)
-    returned = (p.status == AWAY) & ~died & (p.age >= hol.return_min_age) & (u_move < return_p)
-    p.status[left] = AWAY
-    p.status[returned] = RESIDENT
-    p.status[died] = DEAD
-    p.active[died | left] = False
-    week.died = died & resident
-    week.left = left
-    week.returned = returned
-
-
-def _health_arrays(world, scenario, rng, week) -> None:
-    p = world.persons
-    h = scenario.health
-    n = len(p)
-    u_move, u_emergency, u_answer, u_outcome = (rng.random(n, dtype=np.float32) for _ in range(4))
-    resident = p.status == RESIDENT
-    e = np.flatnonzero(resident & (p.age >= ELDER_AGE))
-    band = _band3(p.age[e])
-    level = p.care_level[e]
-    u = u_move[e]
-    onset = weekly_probability(np.asarray(h.onset_rate_by_band)).astype(np.float32)[band]
-    progression = weekly_probability(np.asarray(h.progression_rate_by_band)).astype(np.float32)[band]
-    recovery = np.float32(weekly_probability(h.recovery_rate))
-    worsen = ((level == 0) & (u < onset)) | ((level >= 1) & (level < 4) & (u < progression))
-    recover = (level == 1) & (u >= progression) & (u < progression + recovery)
-    level[worsen] += 1
-    level[recover] = 0
-    week.household_residents = np.bincount(p.household, weights=resident, minlength=len(world.households)).astype(np.int64)
-    alone = week.household_residents[p.household[e]] == 1
-    alarm = (alone | (level >= 2)) & (p.lottery[e] < scenario.policy.wearable_alarms)
-    p.alarm = np.zeros(n, dtype=bool)
-    p.alarm[e] = alarm
-    rates = np.asarray(h.emergency_rate_by_level, dtype=np.float32)
-    em = u_emergency[e] < rates[level]
-    answer_p = np.where(alone, np.float32(h.answer_prob_alone), np.float32(h.answer_prob_with_others))
-    answer_p = np.where(alarm, np.maximum(answer_p, np.float32(h.answer_prob_alarm)), answer_p)
-    late_e = em & (u_answer[e] >= answer_p)
-    outcome = u_outcome[e]
-    dies_e = late_e & (outcome < h.unanswered_death_prob)
-    worse = late_e & ~dies_e & (outcome < h.unanswered_death_prob + h.unanswered_worsen_prob)
-    level[worse & (level < 4)] += 1
-    p.care_level[e] = level
-    emergency, late, dies = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
-    emergency[e[em]] = True
-    late[e[late_e]] = True
-    dies[e[dies_e]] = True
-    p.status[dies] = DEAD
-    p.active[dies] = False
-    week.emergency = emergency
-    week.late = late
-    answer_hours = np.zeros(n, dtype=np.float32)
-    answer_hours[e[em]] = np.where(late_e[em], np.float32(h.answer_hours_late), np.float32(h.answer_hours_in_time))
-    week.answer_hours = answer_hours
-    week.died = week.died | dies if week.died is not None else dies
-    if dies_e.any():
-        week.household_residents = week.household_residents - np.bincount(p.household[e[dies_e]], minlength=len(world.households))
-
-
-def _needs_arrays(world, scenario, rng, week) -> None:
-    p = world.persons
-    c = scenario.care
-    elders = np.flatnonzero((p.status == RESIDENT) & (p.age >= ELDER_AGE))
-    level = p.care_level[elders]
-    alone = week.household_residents[p.household[elders]] == 1
-    need = np.zeros((len(elders), 4), dtype=np.float32)
-    need[:, 0] = np.asarray(c.daily_living_hours_by_level, dtype=np.float32)[level]
-    need[:, 1] = np.asarray(c.meals_hours_by_level, dtype=np.float32)[level]
-    need[:, 2] = np.where(alone, np.float32(c.companionship_hours_alone), np.float32(c.companionship_hours_not_alone))
-    need[:, 3] = np.asarray(c.professional_hours_by_level, dtype=np.float32)[level]
-    week.elders, week.alone, week.need, week.remaining = elders, alone, need, need.copy()
-    p.need_hours[:] = 0
-    p.unmet_hours[:] = 0
-    p.need_hours[elders] = row_total(need)
-
-
-def _family_arrays(world, scenario, rng, week) -> None:
-    p = world.persons
-    c = scenario.care
-    elders = week.elders
-    resident = p.status == RESIDENT
-    is_elder = p.age >= ELDER_AGE
-    working_age = resident & ~is_elder & (p.age >= 18)
-    healthy_elder = resident & is_elder & (p.care_level <= 1)
-    carers = np.flatnonzero(working_age | healthy_elder)
-    carer_hours = np.where(working_age[carers], np.float32(c.coresident_adult_care_hours), np.float32(c.spouse_care_hours))
-    n_hh = len(world.households)
-    hh_capacity = np.bincount(p.household[carers], weights=carer_hours, minlength=n_hh)
-    own_contribution = np.where(healthy_elder[elders], np.float32(c.spouse_care_hours), np.float32(0))
-    general = week.remaining[:, GENERAL_KINDS]
-    need = row_total(general).astype(np.float64)
-    hh = p.household[elders]
-    hh_need = np.bincount(hh, weights=need, minlength=n_hh)
-    others = np.maximum(hh_capacity[hh] - own_contribution, 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        coresident = np.where(hh_need[hh] > 0, others * need / hh_need[hh], 0.0)
-    n_lin = int(p.lineage.max()) + 1
-    lin_adults = np.bincount(p.lineage, weights=working_age, minlength=n_lin)
-    hh_adults = np.bincount(p.household, weights=working_age, minlength=n_hh)
-    lineage = p.lineage[elders]
-    nearby_adults = np.maximum(lin_adults[lineage] - hh_adults[hh], 0.0)
-    lin_need = np.bincount(lineage, weights=need, minlength=n_lin)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lin_capacity = np.bincount(lineage, weights=nearby_adults * c.nearby_child_care_hours, minlength=n_lin)
-        lin_capacity = lin_capacity / np.maximum(np.bincount(lineage, minlength=n_lin), 1)
-        nearby = np.where(lin_need[lineage] > 0, lin_capacity[lineage] * need / lin_need[lineage], 0.0)
-        covered = np.where(need > 0, np.minimum(1.0, (coresident + nearby) / need), 0.0).astype(np.float32)
-    given = general * covered[:, None]
-    week.remaining[:, GENERAL_KINDS] = general - given
-    week.add_met("family", row_total(given))
-
-
-def _asking_arrays(world, scenario, rng, week) -> None:
-    p = world.persons
-    b = scenario.behaviour
-    u = rng.random(len(p), dtype=np.float32)
-    elders = week.elders
-    hours = row_total(week.remaining)
-    logit = b.ask_intercept + b.ask_awareness * p.awareness[elders] + b.ask_trust * p.trust[elders] + b.ask_need * np.log1p(hours)
-    week.asked = (hours > 0) & (u[elders] < logistic(logit))
-    week.requested_hours = np.where(week.asked, hours, np.float32(0)).astype(np.float32)
 
 
 def _assert_same_bits(a, b, what: str) -> None:
@@ -600,6 +355,13 @@ STRESSED = {
 }
 
 
+def _week_chain() -> list[tuple[object, object]]:
+    """The processes compared in a chain of fresh weeks, in the order of a step, with their
+    plain formulas."""
+    chain = [(sys.modules[pair.module], pair.plain) for pair in formulas("week chain")]
+    return sorted(chain, key=lambda entry: PROCESSES.index(entry[0].PROCESS))
+
+
 @pytest.mark.parametrize("sections", [{}, STRESSED], ids=["default", "stressed"])
 def test_compiled_processes_match_their_array_formulas(sections: dict) -> None:
     data = {"population": {"villages": 3, "residents_per_village": 600}}
@@ -611,13 +373,8 @@ def test_compiled_processes_match_their_array_formulas(sections: dict) -> None:
         model.step()
     arrays = dataclasses.replace(model.world, persons=copy.deepcopy(model.world.persons))
     compiled = dataclasses.replace(model.world, persons=copy.deepcopy(model.world.persons))
-    chain = [
-        (demography, _demography_arrays),
-        (health, _health_arrays),
-        (needs, _needs_arrays),
-        (family, _family_arrays),
-        (asking, _asking_arrays),
-    ]
+    chain = _week_chain()
+    assert [process.NAME for process, _ in chain] == ["demography", "health", "needs", "family", "asking"]
     deaths = 0
     for t in range(3, 13):
         week_a, week_c = (Week(step=t, n_villages=3, n_persons=len(arrays.persons)) for _ in range(2))
@@ -636,13 +393,15 @@ def test_compiled_processes_match_their_array_formulas(sections: dict) -> None:
     assert deaths > 0
 
 
-def test_facility_service_equals_the_plain_formula(monkeypatch: pytest.MonkeyPatch) -> None:
+@_pairs("facility service")
+def test_facility_service_equals_the_plain_formula(monkeypatch: pytest.MonkeyPatch, pair: Formula) -> None:
     """Each week's compiled service (distances kept from earlier weeks) gives the numbers of
     :func:`facilities.serve_plain` on the same draw, while facilities are built and staffed."""
+    module = sys.modules[pair.module]
     s = load_scenario(SCENARIOS / "prefecture.toml").scenario.with_overrides({"population.villages": 6})
     # few funds and restless managers: facilities start and stop operating, more are built after a year
     s = s.with_overrides({"policy.budget": 300000.0, "facilities.manager_quit_rate": 5.0})
-    compiled = facilities.serve
+    compiled = pair.compiled
     weeks_served = []
 
     def serve_both(world, scenario, rng, week):
@@ -655,7 +414,7 @@ def test_facility_service_equals_the_plain_formula(monkeypatch: pytest.MonkeyPat
             redraw.bit_generator.state = state
             u = redraw.random(len(world.persons), dtype=np.float32)
             week.remaining, fac.hours_served = remaining, np.zeros(len(fac))
-            plain = facilities.serve_plain(world, scenario, u, week)
+            plain = pair.plain(world, scenario, u, week)
             assert _same_bits(given, plain)
             assert _same_bits(after, week.remaining)
             assert _same_bits(hours, fac.hours_served)
@@ -663,7 +422,7 @@ def test_facility_service_equals_the_plain_formula(monkeypatch: pytest.MonkeyPat
             weeks_served.append(int(fac.operating.sum()))
         return given
 
-    monkeypatch.setattr(facilities, "serve", serve_both)
+    monkeypatch.setattr(module, pair.kernel, serve_both)
     model = VillageModel(s, steps=60)
     for _ in range(60):
         model.step()
@@ -692,7 +451,9 @@ def _without_villages(week, village: np.ndarray, gone: list[int]):
     )
 
 
-def test_village_sums_equal_the_array_formulation() -> None:
+@_pairs("village sums")
+def test_village_sums_equal_the_array_formulation(pair: Formula) -> None:
+    village_sums, village_sums_plain = pair.compiled, pair.plain
     s = load_scenario(SCENARIOS / "prefecture.toml").scenario.with_overrides({"population.villages": 6})
     model = VillageModel(s, steps=20)
     for _ in range(20):

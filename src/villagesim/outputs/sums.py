@@ -20,10 +20,11 @@ numpy's own pairwise summation order).
 from __future__ import annotations
 
 import weakref
+from typing import NamedTuple
 
 import numpy as np
 
-from villagesim.jit import njit
+from villagesim.jit import formula_of, njit
 from villagesim.outputs.columns import COLUMNS, KEY_OUTCOMES, RATIO_COLUMNS, SUM_COLUMNS, SUM_WITH_HIDDEN
 from villagesim.processes.week import KINDS, SOURCES, Week, row_total
 from villagesim.state.population import AWAY, RESIDENT, World
@@ -140,26 +141,48 @@ def _pairwise_scratch():
     return np.empty((3, 64), dtype=np.int64), np.empty(64, dtype=np.float64)
 
 
+class PersonRows(NamedTuple):
+    """The person columns and the week's person masks :func:`_person_sums` reads (one entry
+    per person row)."""
+
+    village: np.ndarray
+    status: np.ndarray
+    candidates: np.ndarray
+    active: np.ndarray
+    emergency: np.ndarray
+    late: np.ndarray
+    died: np.ndarray
+    left: np.ndarray
+    returned: np.ndarray
+    served_hours: np.ndarray
+    answer_hours: np.ndarray
+
+
+class ElderRows(NamedTuple):
+    """The week's elder rows and the person columns :func:`_elder_sums` reads: ``elders``
+    (person rows), per elder ``alone``, ``need`` and ``remaining`` (elders x kinds), ``met``
+    (sources x elders), ``asked``, ``handled``, ``matched``; per person ``village``,
+    ``care_level``, ``trust``, ``awareness``, ``satisfaction``."""
+
+    elders: np.ndarray
+    alone: np.ndarray
+    need: np.ndarray
+    remaining: np.ndarray
+    met: np.ndarray
+    asked: np.ndarray
+    handled: np.ndarray
+    matched: np.ndarray
+    village: np.ndarray
+    care_level: np.ndarray
+    trust: np.ndarray
+    awareness: np.ndarray
+    satisfaction: np.ndarray
+
+
 @njit
-def _person_sums(
-    out,
-    columns,
-    starts,
-    village,
-    status,
-    resident,
-    away,
-    candidates,
-    active,
-    emergency,
-    late,
-    died,
-    left,
-    returned,
-    served_hours,
-    answer_hours,
-):
-    """Person counts and hours per village into ``out`` (villages x sum columns).
+def _person_sums(out, columns, starts, rows, resident, away):
+    """Person counts and hours per village into ``out`` (villages x sum columns); ``rows`` is
+    a :class:`PersonRows`.
 
     ``columns`` gives the out columns of: residents, away, volunteer candidates, active
     volunteers, emergencies, late emergencies, deaths, outmigrations, returns (counts over
@@ -169,6 +192,7 @@ def _person_sums(
     Returns False, having written nothing, if a row's village is not one of ``out``'s rows
     (``np.bincount`` would have made a longer array).
     """
+    village, status, candidates, active, emergency, late, died, left, returned, served_hours, answer_hours = rows
     n_v = out.shape[0]
     n = len(village)
     volunteer_hours = np.zeros(n_v, dtype=np.float64)
@@ -258,27 +282,10 @@ _ELDER_COLUMNS = np.array(
 
 
 @njit
-def _elder_sums(
-    out,
-    columns,
-    elders_column,
-    elders,
-    village,
-    alone,
-    care_level,
-    need,
-    remaining,
-    met,
-    asked,
-    handled,
-    matched,
-    trust,
-    awareness,
-    satisfaction,
-    unmet_floor,
-):
+def _elder_sums(out, columns, elders_column, rows, unmet_floor):
     """Elder sums per village into ``out`` (villages x sum columns), as
-    :func:`village_sums_plain` computes them for persons stored by village.
+    :func:`village_sums_plain` computes them for persons stored by village; ``rows`` is an
+    :class:`ElderRows`.
 
     Each elder's values, in the order of ``columns`` (``_ELDER_COLUMNS``): alone,
     ``care_level >= 1``, total need (left to right over the kinds, in ``need``'s dtype, as
@@ -293,6 +300,7 @@ def _elder_sums(
     ``elders_column`` gets the number of elders. Returns False, having written nothing,
     if the elders are not sorted by village.
     """
+    elders, alone, need, remaining, met, asked, handled, matched, village, care_level, trust, awareness, satisfaction = rows
     n_v = out.shape[0]
     n_e = len(elders)
     for i in range(1, n_e):
@@ -391,41 +399,37 @@ def village_sums(world: World, week: Week, extra: dict[str, np.ndarray] | None =
         and all(f.dtype == np.bool_ for f in flags)
     ):
         out = np.zeros((n_v, len(SUM_WITH_HIDDEN)), dtype=np.float64)
-        done = _person_sums(
-            out,
-            _PERSON_COLUMNS,
-            starts,
-            p.village,
-            p.status,
-            RESIDENT,
-            AWAY,
-            week.candidates,
-            p.active,
-            week.emergency,
-            week.late,
-            week.died,
-            week.left,
-            week.returned,
-            p.served_hours,
-            week.answer_hours,
-        ) and _elder_sums(
-            out,
-            _ELDER_COLUMNS,
-            _INDEX["elders"],
-            week.elders,
-            p.village,
-            week.alone,
-            p.care_level,
-            week.need,
-            week.remaining,
-            np.array([week.met_of(s) for s in SOURCES]),
-            week.asked,
-            week.handled,
-            week.matched,
-            p.trust,
-            p.awareness,
-            p.satisfaction,
-            np.result_type(week.remaining.dtype, 0.01).type(0.01),
+        persons = PersonRows(
+            village=p.village,
+            status=p.status,
+            candidates=week.candidates,
+            active=p.active,
+            emergency=week.emergency,
+            late=week.late,
+            died=week.died,
+            left=week.left,
+            returned=week.returned,
+            served_hours=p.served_hours,
+            answer_hours=week.answer_hours,
+        )
+        elders = ElderRows(
+            elders=week.elders,
+            alone=week.alone,
+            need=week.need,
+            remaining=week.remaining,
+            met=np.array([week.met_of(s) for s in SOURCES]),
+            asked=week.asked,
+            handled=week.handled,
+            matched=week.matched,
+            village=p.village,
+            care_level=p.care_level,
+            trust=p.trust,
+            awareness=p.awareness,
+            satisfaction=p.satisfaction,
+        )
+        unmet_floor = np.result_type(week.remaining.dtype, 0.01).type(0.01)
+        done = _person_sums(out, _PERSON_COLUMNS, starts, persons, RESIDENT, AWAY) and _elder_sums(
+            out, _ELDER_COLUMNS, _INDEX["elders"], elders, unmet_floor
         )
         if not done:
             out = None
@@ -436,6 +440,7 @@ def village_sums(world: World, week: Week, extra: dict[str, np.ndarray] | None =
     return out
 
 
+@formula_of("village_sums", check="village sums")
 def village_sums_plain(world: World, week: Week, extra: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """:func:`village_sums` as array code: a numpy call per column."""
     p = world.persons
@@ -552,6 +557,7 @@ def with_ratios(sums: np.ndarray) -> np.ndarray:
     return with_ratios_plain(sums)
 
 
+@formula_of("with_ratios", check="ratios")
 def with_ratios_plain(sums: np.ndarray) -> np.ndarray:
     """:func:`with_ratios` as array code (any dtype and leading shape)."""
     n_public = len(SUM_COLUMNS)

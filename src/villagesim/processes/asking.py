@@ -13,9 +13,10 @@ from __future__ import annotations
 import numpy as np
 
 from villagesim.config.schema import Scenario
-from villagesim.jit import njit
+from villagesim.jit import formula_of, njit
 from villagesim.processes.base import Process
-from villagesim.processes.week import Week
+from villagesim.processes.rates import logistic
+from villagesim.processes.week import Week, row_total
 from villagesim.state.population import World
 
 NAME = "asking"
@@ -69,6 +70,24 @@ def _ask_kernel(hours, exp_term, u, elders):
         asked[j] = (hours[j] > 0) & (u[elders[j]] < probability)
         requested[j] = hours[j] if asked[j] else np.float32(0.0)
     return asked, requested
+
+
+@formula_of("run", check="week chain")
+def run_plain(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) -> None:
+    """:func:`run` as whole-array numpy formulas, the numbers its kernels must give to the bit.
+
+    With one float32 uniform ``u`` per person and ``hours`` an elder's remaining need (row
+    total): the elder asks if ``hours > 0`` and ``u < logistic(ask_intercept + ask_awareness *
+    awareness + ask_trust * trust + ask_need * log(1 + hours))``, for all ``hours``.
+    """
+    p = world.persons
+    b = scenario.behaviour
+    u = rng.random(len(p), dtype=np.float32)
+    elders = week.elders
+    hours = row_total(week.remaining)
+    logit = b.ask_intercept + b.ask_awareness * p.awareness[elders] + b.ask_trust * p.trust[elders] + b.ask_need * np.log1p(hours)
+    week.asked = (hours > 0) & (u[elders] < logistic(logit))
+    week.requested_hours = np.where(week.asked, hours, np.float32(0)).astype(np.float32)
 
 
 def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) -> None:

@@ -18,7 +18,7 @@ import numpy as np
 
 from villagesim.config.schema import Scenario
 from villagesim.constants import WEEKS_PER_YEAR
-from villagesim.jit import njit
+from villagesim.jit import formula_of, njit
 from villagesim.processes.base import Process
 from villagesim.processes.rates import weekly_probability
 from villagesim.processes.week import Week
@@ -95,6 +95,41 @@ def _moves_kernel(status, age, active, u_death, u_move, expm1_hazard, ages, leav
         left[i] = leaves
         returned[i] = returns
     return died_resident, left, returned
+
+
+@formula_of("run", check="week chain")
+def run_plain(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) -> None:
+    """:func:`run` as whole-array numpy formulas, the numbers its kernels must give to the bit.
+
+    With ``u_death``, ``u_move`` one float32 uniform per person (in that order): the living
+    age by ``1/52`` year; a living person dies if ``u_death < 1 - exp(-annual_hazard / 52)``;
+    a resident who does not die and is aged ``migration_min_age <= age < migration_max_age + 1``
+    leaves if ``u_move < 1 - (1 - outmigration_rate) ** (1/52)``; an away person who does
+    not die and is at least ``return_min_age`` returns if ``u_move < 1 - (1 - return_rate) **
+    (1/52)``. Who dies or leaves stops volunteering.
+    """
+    p = world.persons
+    hol = scenario.hollowing_out
+    n = len(p)
+    u_death = rng.random(n, dtype=np.float32)
+    u_move = rng.random(n, dtype=np.float32)
+    alive = p.status != DEAD
+    p.age += np.float32(1.0 / WEEKS_PER_YEAR) * alive
+    resident = p.status == RESIDENT
+    p_death = -np.expm1(-annual_hazard(p.age, p.care_level, scenario) / WEEKS_PER_YEAR)
+    died = alive & (u_death < p_death)
+    leave_p = np.float32(weekly_probability(hol.outmigration_rate))
+    return_p = np.float32(weekly_probability(hol.return_rate))
+    can_leave = resident & ~died & (p.age >= hol.migration_min_age) & (p.age < hol.migration_max_age + 1)
+    left = can_leave & (u_move < leave_p)
+    returned = (p.status == AWAY) & ~died & (p.age >= hol.return_min_age) & (u_move < return_p)
+    p.status[left] = AWAY
+    p.status[returned] = RESIDENT
+    p.status[died] = DEAD
+    p.active[died | left] = False
+    week.died = died & resident
+    week.left = left
+    week.returned = returned
 
 
 def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) -> None:

@@ -31,12 +31,13 @@ operates. :func:`serve_plain` is the same service written as whole-array numpy c
 from __future__ import annotations
 
 import weakref
+from typing import NamedTuple
 
 import numpy as np
 
 from villagesim.config.schema import Scenario
 from villagesim.constants import WEEKS_PER_YEAR
-from villagesim.jit import njit
+from villagesim.jit import formula_of, njit
 from villagesim.processes.base import Output, Process
 from villagesim.processes.week import COMPANION, DAILY, MEALS, Week, rank_within
 from villagesim.state.institutions import CANTEEN, HOME, NO_MANAGER, PAID, PARTY, POINT, VOLUNTEER, Facilities
@@ -218,19 +219,60 @@ def _update_nearest(
 
 
 _KIND_IDS = np.array(list(SERVES), dtype=np.int64)
-_KIND_COLUMNS = np.array([cols + [-1] * (3 - len(cols)) for cols in SERVES.values()], dtype=np.int64)
-_KIND_N_COLUMNS = np.array([len(cols) for cols in SERVES.values()], dtype=np.int64)
-_KIND_MAX_LEVEL = np.array([MAX_LEVEL[k] for k in SERVES], dtype=np.int64)
+
+
+class KindTable(NamedTuple):
+    """The facility kinds in ``SERVES`` order: their ids, the need columns each serves (padded
+    with -1), how many, and the highest care level of their users."""
+
+    ids: np.ndarray
+    columns: np.ndarray
+    n_columns: np.ndarray
+    max_level: np.ndarray
+
+
+_KINDS = KindTable(
+    ids=_KIND_IDS,
+    columns=np.array([cols + [-1] * (3 - len(cols)) for cols in SERVES.values()], dtype=np.int64),
+    n_columns=np.array([len(cols) for cols in SERVES.values()], dtype=np.int64),
+    max_level=np.array([MAX_LEVEL[k] for k in SERVES], dtype=np.int64),
+)
+
+
+class Users(NamedTuple):
+    """The elders who may use a facility: their person rows, the person columns read
+    (``village``, ``household``, ``level`` of care, ``awareness``), the week's draw ``u``
+    (per person) and ``remaining`` need (elders x kinds, reduced in place)."""
+
+    elders: np.ndarray
+    village: np.ndarray
+    household: np.ndarray
+    level: np.ndarray
+    u: np.ndarray
+    awareness: np.ndarray
+    remaining: np.ndarray
+
+
+class Supply(NamedTuple):
+    """The facilities as the elders reach them: each household's village, each facility's
+    kind and whether it operates, each household's nearest operating facility of each kind
+    and its distance (``_Distances``), hours of capacity by kind and the reach (km, in the
+    distances' dtype)."""
+
+    hh_village: np.ndarray
+    fac_kind: np.ndarray
+    operating: np.ndarray
+    nearest: np.ndarray
+    nearest_dist: np.ndarray
+    capacity: np.ndarray
+    reach: np.floating
 
 
 @njit
-def _serve_kernel(
-    elders, village, household, level, u, awareness, remaining,
-    hh_village, fac_kind, operating, nearest, nearest_dist, capacity, reach,
-    kind_ids, kind_columns, kind_n_columns, kind_max_level, hours_served, given,
-):  # fmt: skip
-    """:func:`serve_plain` after its draw, over the elders: ``remaining``, ``hours_served``
-    and ``given`` (float32 zeros in, hours given per elder out) are updated in place.
+def _serve_kernel(users, supply, kinds, hours_served, given):
+    """:func:`serve_plain` after its draw, over the elders (:class:`Users`, :class:`Supply`,
+    :class:`KindTable`): ``remaining``, ``hours_served`` and ``given`` (float32 zeros in, hours
+    given per elder out) are updated in place.
 
     For each facility kind in turn (``SERVES`` order): an elder's facility is their
     household's nearest operating one of the kind (``nearest``, ``nearest_dist``, see
@@ -244,6 +286,9 @@ def _serve_kernel(
     facility or no user changes nothing. Returns False, having changed nothing, when an
     elder's household is not in their village (the nearest facilities are the household's).
     """
+    elders, village, household, level, u, awareness, remaining = users
+    hh_village, fac_kind, operating, nearest, nearest_dist, capacity, reach = supply
+    kind_ids, kind_columns, kind_n_columns, kind_max_level = kinds
     n_e = len(elders)
     n_f = len(fac_kind)
     for i in range(n_e):
@@ -315,34 +360,32 @@ def serve(world: World, scenario: Scenario, rng: np.random.Generator, week: Week
         return given_total
     u = rng.random(len(p), dtype=np.float32)
     table = _distances(fac, world.households, len(world.villages))
-    done = _serve_kernel(
-        elders,
-        p.village,
-        p.household,
-        p.care_level,
-        u,
-        p.awareness,
-        week.remaining,
-        table.hh_village,
-        fac.kind,
-        fac.operating,
-        table.nearest,
-        table.nearest_dist,
-        np.asarray(scenario.facilities.capacity_hours, dtype=np.float64),
-        table.dist.dtype.type(scenario.facilities.reach_km),
-        _KIND_IDS,
-        _KIND_COLUMNS,
-        _KIND_N_COLUMNS,
-        _KIND_MAX_LEVEL,
-        fac.hours_served,
-        given_total,
+    users = Users(
+        elders=elders,
+        village=p.village,
+        household=p.household,
+        level=p.care_level,
+        u=u,
+        awareness=p.awareness,
+        remaining=week.remaining,
     )
+    supply = Supply(
+        hh_village=table.hh_village,
+        fac_kind=fac.kind,
+        operating=fac.operating,
+        nearest=table.nearest,
+        nearest_dist=table.nearest_dist,
+        capacity=np.asarray(scenario.facilities.capacity_hours, dtype=np.float64),
+        reach=table.dist.dtype.type(scenario.facilities.reach_km),
+    )
+    done = _serve_kernel(users, supply, _KINDS, fac.hours_served, given_total)
     if not done:
         given_total = serve_plain(world, scenario, u, week)
     fac.hours_served_year += fac.hours_served
     return given_total
 
 
+@formula_of("serve", check="facility service")
 def serve_plain(world: World, scenario: Scenario, u: np.ndarray, week: Week) -> np.ndarray:
     """:func:`serve` as whole-array numpy code, given the week's draw ``u`` (one per person
     row); ``fac.hours_served`` must be zero. Updates ``week.remaining`` and

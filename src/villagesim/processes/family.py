@@ -18,9 +18,9 @@ from __future__ import annotations
 import numpy as np
 
 from villagesim.config.schema import Scenario
-from villagesim.jit import njit
+from villagesim.jit import formula_of, njit
 from villagesim.processes.base import Process
-from villagesim.processes.week import GENERAL_KINDS, Week
+from villagesim.processes.week import GENERAL_KINDS, Week, row_total
 from villagesim.state.population import ELDER_AGE, RESIDENT, World
 
 NAME = "family"
@@ -124,6 +124,60 @@ def _family_kernel(
             total = given if k == 0 else total + given
         given_total[j] = total
     return given_total
+
+
+@formula_of("run", check="week chain")
+def run_plain(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) -> None:
+    """:func:`run` as whole-array numpy formulas, the numbers its kernel must give to the bit.
+
+    Carers are resident adults (18-59, ``coresident_adult_care_hours`` each) and resident
+    elders at care level <= 1 (``spouse_care_hours``). An elder's general need (``need``,
+    float64 row total of the general kinds) receives
+
+    * from the household: ``max(capacity - own, 0) * need / household_need``, the carers'
+      hours less the elder's own as a carer, shared in proportion to need;
+    * from the lineage: ``capacity_per_elder * need / lineage_need``, where
+      ``capacity_per_elder`` is the sum over the lineage's elders of
+      ``nearby_child_care_hours`` times the lineage's adults outside their household,
+      divided by the lineage's elders;
+
+    and the share ``min(1, (coresident + nearby) / need)`` (float32, 0 without need) of each
+    general kind is met by the family.
+    """
+    del rng  # deterministic
+    p = world.persons
+    c = scenario.care
+    elders = week.elders
+    resident = p.status == RESIDENT
+    is_elder = p.age >= ELDER_AGE
+    working_age = resident & ~is_elder & (p.age >= 18)
+    healthy_elder = resident & is_elder & (p.care_level <= 1)
+    carers = np.flatnonzero(working_age | healthy_elder)
+    carer_hours = np.where(working_age[carers], np.float32(c.coresident_adult_care_hours), np.float32(c.spouse_care_hours))
+    n_hh = len(world.households)
+    hh_capacity = np.bincount(p.household[carers], weights=carer_hours, minlength=n_hh)
+    own_contribution = np.where(healthy_elder[elders], np.float32(c.spouse_care_hours), np.float32(0))
+    general = week.remaining[:, GENERAL_KINDS]
+    need = row_total(general).astype(np.float64)
+    hh = p.household[elders]
+    hh_need = np.bincount(hh, weights=need, minlength=n_hh)
+    others = np.maximum(hh_capacity[hh] - own_contribution, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        coresident = np.where(hh_need[hh] > 0, others * need / hh_need[hh], 0.0)
+    n_lin = int(p.lineage.max()) + 1
+    lin_adults = np.bincount(p.lineage, weights=working_age, minlength=n_lin)
+    hh_adults = np.bincount(p.household, weights=working_age, minlength=n_hh)
+    lineage = p.lineage[elders]
+    nearby_adults = np.maximum(lin_adults[lineage] - hh_adults[hh], 0.0)
+    lin_need = np.bincount(lineage, weights=need, minlength=n_lin)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lin_capacity = np.bincount(lineage, weights=nearby_adults * c.nearby_child_care_hours, minlength=n_lin)
+        lin_capacity = lin_capacity / np.maximum(np.bincount(lineage, minlength=n_lin), 1)
+        nearby = np.where(lin_need[lineage] > 0, lin_capacity[lineage] * need / lin_need[lineage], 0.0)
+        covered = np.where(need > 0, np.minimum(1.0, (coresident + nearby) / need), 0.0).astype(np.float32)
+    given = general * covered[:, None]
+    week.remaining[:, GENERAL_KINDS] = general - given
+    week.add_met("family", row_total(given))
 
 
 def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) -> None:

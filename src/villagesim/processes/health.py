@@ -14,18 +14,38 @@ probability that depends on whether someone lives with the elder, or an alarm is
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 
 from villagesim.config.schema import Scenario
-from villagesim.jit import njit
+from villagesim.jit import formula_of, njit
 from villagesim.processes.base import Process
 from villagesim.processes.rates import weekly_probability
 from villagesim.processes.week import Week
-from villagesim.state.population import DEAD, ELDER_AGE, RESIDENT, World
+from villagesim.state.population import DEAD, ELDER_AGE, RESIDENT, World, _band3
 
 NAME = "health"
 MAX_LEVEL = 4
+
+
+class Tables(NamedTuple):
+    """The step's float32 tables (:func:`_parameters`)."""
+
+    onset: np.ndarray
+    progression: np.ndarray
+    progression_recovery: np.ndarray
+    rates: np.ndarray
+    thresholds: np.ndarray
+
+
+class Draws(NamedTuple):
+    """The week's four float32 uniforms per person, in the order they are drawn."""
+
+    move: np.ndarray
+    emergency: np.ndarray
+    answer: np.ndarray
+    outcome: np.ndarray
 
 
 @lru_cache(maxsize=64)
@@ -35,7 +55,7 @@ def _parameters(
     recovery_rate: float,
     emergency_rates: tuple[float, ...],
     thresholds: tuple[float, ...],
-) -> tuple[np.ndarray, ...]:
+) -> Tables:
     """The step's float32 tables: weekly onset and progression probabilities by age band,
     progression plus recovery (their float32 sum), emergency probabilities by care level, and
     ``thresholds`` (the scalar parameters the kernel compares with) as float32."""
@@ -43,15 +63,13 @@ def _parameters(
     progression = weekly_probability(np.asarray(progression_rates)).astype(np.float32)
     recovery = np.float32(weekly_probability(recovery_rate))
     rates = np.asarray(emergency_rates, dtype=np.float32)
-    return onset, progression, progression + recovery, rates, np.array(thresholds, dtype=np.float32)
+    return Tables(onset, progression, progression + recovery, rates, np.array(thresholds, dtype=np.float32))
 
 
 @njit
-def _health_kernel(
-    age, status, care_level, household, lottery, active, died_before, u_move, u_emergency, u_answer, u_outcome,
-    onset, progression, progression_recovery, rates, thresholds, n_households,
-):  # fmt: skip
-    """One week of the care-level chain and the emergencies of the resident elders.
+def _health_kernel(age, status, care_level, household, lottery, active, died_before, draws, tables, n_households):
+    """One week of the care-level chain and the emergencies of the resident elders
+    (``draws``: :class:`Draws`, ``tables``: :class:`Tables`).
 
     Updates ``care_level``, ``status`` and ``active`` in place and returns
     ``(alarm, emergency, late, answer_hours, died, household_residents)``, the numbers of the
@@ -73,6 +91,8 @@ def _health_kernel(
     ``thresholds`` (float32): wearable share, answer probabilities alone, with others and
     with an alarm, death and death-plus-worsen probabilities, late and in-time answer hours.
     """
+    u_move, u_emergency, u_answer, u_outcome = draws
+    onset, progression, progression_recovery, rates, thresholds = tables
     wearable, prob_alone, prob_others, prob_alarm = thresholds[0], thresholds[1], thresholds[2], thresholds[3]
     death_p, death_worsen_p, hours_late, hours_in_time = thresholds[4], thresholds[5], thresholds[6], thresholds[7]
     n = len(age)
@@ -133,6 +153,69 @@ def _health_kernel(
     return alarm, emergency, late, answer_hours, died, residents
 
 
+@formula_of("run", check="week chain")
+def run_plain(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) -> None:
+    """:func:`run` as whole-array numpy formulas, the numbers its kernel must give to the bit.
+
+    Four float32 uniforms per person (move, emergency, answer, outcome), read for the
+    resident elders. By age band (60-69, 70-79, 80+) and weekly probabilities of the annual
+    rates: level 0 falls ill if ``u_move < onset``; levels 1-3 worsen if ``u_move <
+    progression``; level 1 recovers to 0 if ``progression <= u_move < progression +
+    recovery``. An elder wears an alarm if alone or at level >= 2 and ``lottery <
+    wearable_alarms``. An emergency happens if ``u_emergency < emergency_rate[level]``; it
+    is answered late if ``u_answer >= answer_p`` (alone or with others; at least the alarm's
+    probability with an alarm); a late answer kills if ``u_outcome < unanswered_death_prob``,
+    else worsens the level (below 4) if ``u_outcome < unanswered_death_prob +
+    unanswered_worsen_prob``. Residents per household are counted before the deaths and
+    lowered by them.
+    """
+    p = world.persons
+    h = scenario.health
+    n = len(p)
+    u_move, u_emergency, u_answer, u_outcome = (rng.random(n, dtype=np.float32) for _ in range(4))
+    resident = p.status == RESIDENT
+    e = np.flatnonzero(resident & (p.age >= ELDER_AGE))
+    band = _band3(p.age[e])
+    level = p.care_level[e]
+    u = u_move[e]
+    onset = weekly_probability(np.asarray(h.onset_rate_by_band)).astype(np.float32)[band]
+    progression = weekly_probability(np.asarray(h.progression_rate_by_band)).astype(np.float32)[band]
+    recovery = np.float32(weekly_probability(h.recovery_rate))
+    worsen = ((level == 0) & (u < onset)) | ((level >= 1) & (level < MAX_LEVEL) & (u < progression))
+    recover = (level == 1) & (u >= progression) & (u < progression + recovery)
+    level[worsen] += 1
+    level[recover] = 0
+    week.household_residents = np.bincount(p.household, weights=resident, minlength=len(world.households)).astype(np.int64)
+    alone = week.household_residents[p.household[e]] == 1
+    alarm = (alone | (level >= 2)) & (p.lottery[e] < scenario.policy.wearable_alarms)
+    p.alarm = np.zeros(n, dtype=bool)
+    p.alarm[e] = alarm
+    rates = np.asarray(h.emergency_rate_by_level, dtype=np.float32)
+    em = u_emergency[e] < rates[level]
+    answer_p = np.where(alone, np.float32(h.answer_prob_alone), np.float32(h.answer_prob_with_others))
+    answer_p = np.where(alarm, np.maximum(answer_p, np.float32(h.answer_prob_alarm)), answer_p)
+    late_e = em & (u_answer[e] >= answer_p)
+    outcome = u_outcome[e]
+    dies_e = late_e & (outcome < h.unanswered_death_prob)
+    worse = late_e & ~dies_e & (outcome < h.unanswered_death_prob + h.unanswered_worsen_prob)
+    level[worse & (level < MAX_LEVEL)] += 1
+    p.care_level[e] = level
+    emergency, late, dies = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    emergency[e[em]] = True
+    late[e[late_e]] = True
+    dies[e[dies_e]] = True
+    p.status[dies] = DEAD
+    p.active[dies] = False
+    week.emergency = emergency
+    week.late = late
+    answer_hours = np.zeros(n, dtype=np.float32)
+    answer_hours[e[em]] = np.where(late_e[em], np.float32(h.answer_hours_late), np.float32(h.answer_hours_in_time))
+    week.answer_hours = answer_hours
+    week.died = week.died | dies if week.died is not None else dies
+    if dies_e.any():
+        week.household_residents = week.household_residents - np.bincount(p.household[e[dies_e]], minlength=len(world.households))
+
+
 def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) -> None:
     p = world.persons
     h = scenario.health
@@ -152,7 +235,7 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
         h.answer_hours_late,
         h.answer_hours_in_time,
     )
-    onset, progression, progression_recovery, rates, thresholds = _parameters(
+    tables = _parameters(
         tuple(h.onset_rate_by_band),
         tuple(h.progression_rate_by_band),
         h.recovery_rate,
@@ -162,8 +245,7 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
     died_before = week.died if week.died is not None else np.zeros(n, dtype=bool)
     p.alarm, week.emergency, week.late, week.answer_hours, week.died, week.household_residents = _health_kernel(
         p.age, p.status, p.care_level, p.household, p.lottery, p.active, died_before,
-        u_move, u_emergency, u_answer, u_outcome,
-        onset, progression, progression_recovery, rates, thresholds, len(world.households),
+        Draws(u_move, u_emergency, u_answer, u_outcome), tables, len(world.households),
     )  # fmt: skip
 
 

@@ -25,18 +25,20 @@ Manual matching by the village committee (村两委):
 The committee's week runs as one compiled kernel (:func:`_manual`, :mod:`villagesim.jit`):
 rounds of tries (at most ``attempts_per_request``, each drawing two uniforms per open
 request from the process's stream), first for professional care, then for the rest. The
-round as array code is in ``tests/test_perf_identity.py``, which checks the kernel against it.
+round as array code is :func:`assign_plain`, next to the kernel; the identity tests check
+the kernel against it.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from villagesim.config.schema import Scenario
-from villagesim.jit import njit
+from villagesim.jit import formula_of, njit
 from villagesim.processes import platform, timebank
 from villagesim.processes.base import Output, Process
 from villagesim.processes.week import GENERAL_KINDS, PROFESSIONAL, SPEND_SUBSIDIES, Week
@@ -54,6 +56,65 @@ def committee_capacity(scenario: Scenario, n_villages: int) -> np.ndarray:
     return np.full(n_villages, int(np.floor(hours / cm.hours_per_request + 1e-9)), dtype=np.int64)
 
 
+class PoolArrays(NamedTuple):
+    """The pool as the compiled rounds read it (:meth:`Pool.arrays`); ``hours_left`` is
+    reduced in place."""
+
+    rows: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    hours_left: np.ndarray
+    hamlet_start: np.ndarray
+    hamlet_count: np.ndarray
+    village_start: np.ndarray
+    village_count: np.ndarray
+
+
+class Requests(NamedTuple):
+    """The requests of a committee's rounds, in priority order: the elders' person rows,
+    hamlets, villages and where they live (km)."""
+
+    rows: np.ndarray
+    hamlet: np.ndarray
+    village: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+
+
+class Pairs(NamedTuple):
+    """The matches of the rounds: request index, pool index and hours of each (filled in
+    place)."""
+
+    req: np.ndarray
+    pool: np.ndarray
+    hours: np.ndarray
+
+
+class CommitteePersons(NamedTuple):
+    """The person and household columns the committee's week reads."""
+
+    village: np.ndarray
+    household: np.ndarray
+    care_level: np.ndarray
+    trained: np.ndarray
+    age: np.ndarray
+    hamlet: np.ndarray  # per household
+    hh_x: np.ndarray
+    hh_y: np.ndarray
+
+
+class CommitteeOut(NamedTuple):
+    """What the committee's week updates in place: the elders' remaining need, whether
+    handled and matched, their hours met by volunteers and peers; the helpers' served hours."""
+
+    remaining: np.ndarray
+    handled: np.ndarray
+    matched: np.ndarray
+    met_volunteer: np.ndarray
+    met_peer: np.ndarray
+    served_hours: np.ndarray
+
+
 @dataclass
 class Pool:
     """Active volunteers sorted by hamlet, with hours left, for random draws by hamlet or village."""
@@ -67,10 +128,9 @@ class Pool:
     x: np.ndarray  # float32 km: where each volunteer lives
     y: np.ndarray
 
-    def arrays(self) -> tuple:
-        """The pool as the compiled rounds read it: ``(rows, x, y, hours_left, hamlet_start,
-        hamlet_count, village_start, village_count)``."""
-        return (
+    def arrays(self) -> PoolArrays:
+        """The pool as the compiled rounds read it."""
+        return PoolArrays(
             self.rows,
             self.x,
             self.y,
@@ -177,13 +237,13 @@ def _assign_rounds(
     g: np.random.Generator,
     demand: np.ndarray,
     given: np.ndarray,
-    req: tuple,
-    pool: tuple,
+    req: Requests,
+    pool: PoolArrays,
     eligible: np.ndarray,
     attempts: int,
     local_knowledge: float,
     walking_km: np.float32,
-    pairs: tuple,
+    pairs: Pairs,
     n_pairs: int,
 ) -> int:
     """Greedy randomised matching of requests (in priority order) to pool volunteers.
@@ -201,10 +261,10 @@ def _assign_rounds(
     sorted by volunteer.
 
     Args:
-        req: the requests' ``(rows, hamlet, village, x, y)``.
+        req: the requests (:class:`Requests`).
         pool: :meth:`Pool.arrays`; its ``hours_left`` is reduced in place.
-        pairs: ``(pair_req, pair_pool, pair_hours)``, the matches (request index, pool
-            index, hours) appended from ``n_pairs`` on, round by round.
+        pairs: the matches (:class:`Pairs`: request index, pool index, hours) appended from
+            ``n_pairs`` on, round by round.
 
     ``given`` (hours per request) is updated in place. Returns the number of pairs.
     """
@@ -274,6 +334,73 @@ def _assign_rounds(
                 hours_left[c] = max(hours_left[c], np.float32(0.0))
         n_open = _open_requests(demand, given)
     return n_pairs
+
+
+@formula_of("_assign_rounds", check="committee rounds")
+def assign_plain(
+    rng: np.random.Generator,
+    demand: np.ndarray,
+    req: Requests,
+    pool: Pool,
+    eligible: np.ndarray,
+    attempts: int,
+    local_knowledge: float,
+    walking_km: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The rounds of :func:`_assign_rounds` as whole-array numpy operations, round by round:
+    the numbers the kernel must give to the bit.
+
+    ``req`` is the requests (:class:`Requests`); ``pool.hours_left`` is
+    reduced in place. In each round, the open requests (``demand - given > 1e-6``) draw
+    ``local = u1 < local_knowledge`` and ``u2``: the volunteer ``start + floor(u2 * count)`` of
+    the elder's hamlet (if local and the hamlet has volunteers) or village. The tries that
+    count (eligible, hours left, not the elder, ``hypot(dx, dy) <= walking_km``) are sorted by
+    volunteer, then priority; with ``want = demand - given`` (float64) and ``before`` the
+    wanted hours of the volunteer's earlier tries, a request gets ``clip(hours_left - before,
+    0, want)`` (float32) and the volunteer's hours fall by what it gave (at least 0).
+
+    Returns ``(given, pair_req, pair_pool, pair_hours)``: hours per request and the matches
+    (request index, pool index, hours), round by round.
+    """
+    req_rows, req_hamlet, req_village, req_x, req_y = req
+    given = np.zeros(len(req_rows), dtype=np.float32)
+    pairs_r, pairs_v, pairs_h = [], [], []
+    for _ in range(attempts):
+        idx = np.flatnonzero(demand - given > 1e-6)
+        if len(idx) == 0 or len(pool.rows) == 0:
+            break
+        local = rng.random(len(idx)) < local_knowledge
+        u = rng.random(len(idx))
+        hamlet, village = req_hamlet[idx], req_village[idx]
+        use_hamlet = local & (pool.hamlet_count[hamlet] > 0)
+        start = np.where(use_hamlet, pool.hamlet_start[hamlet], pool.village_start[village])
+        count = np.where(use_hamlet, pool.hamlet_count[hamlet], pool.village_count[village])
+        cand = np.where(count > 0, start + np.floor(u * count).astype(np.int64), -1)
+        ok = cand >= 0
+        idx, cand = idx[ok], cand[ok]
+        dist = np.hypot(req_x[idx] - pool.x[cand], req_y[idx] - pool.y[cand])
+        ok = eligible[cand] & (pool.hours_left[cand] > 0) & (pool.rows[cand] != req_rows[idx]) & (dist <= walking_km)
+        idx, cand = idx[ok], cand[ok]
+        if len(idx) == 0:
+            continue
+        order = np.lexsort((idx, cand))
+        idx, cand = idx[order], cand[order]
+        want = (demand[idx] - given[idx]).astype(np.float64)
+        before = np.cumsum(want) - want
+        first = np.maximum.accumulate(np.where(np.r_[True, cand[1:] != cand[:-1]], np.arange(len(cand)), 0))
+        before = before - before[first]
+        give = np.clip(pool.hours_left[cand] - before, 0.0, want).astype(np.float32)
+        ok = give > 0
+        idx, cand, give = idx[ok], cand[ok], give[ok]
+        given[idx] += give
+        pool.hours_left -= np.bincount(cand, weights=give, minlength=len(pool.rows)).astype(np.float32)
+        np.maximum(pool.hours_left, 0, out=pool.hours_left)
+        pairs_r.append(idx)
+        pairs_v.append(cand)
+        pairs_h.append(give)
+    if not pairs_r:
+        return given, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+    return given, np.concatenate(pairs_r), np.concatenate(pairs_v), np.concatenate(pairs_h)
 
 
 def _generator(rng) -> np.random.Generator:
@@ -388,24 +515,12 @@ def _manual(
     first: np.ndarray,
     capacity: np.ndarray,
     elders: np.ndarray,
-    village: np.ndarray,
-    household: np.ndarray,
-    care_level: np.ndarray,
-    trained: np.ndarray,
-    age: np.ndarray,
-    hamlet: np.ndarray,
-    hh_x: np.ndarray,
-    hh_y: np.ndarray,
-    pool: tuple,
+    persons: CommitteePersons,
+    pool: PoolArrays,
     attempts: int,
     local_knowledge: float,
     walking_km: np.float32,
-    remaining: np.ndarray,
-    handled: np.ndarray,
-    matched: np.ndarray,
-    met_volunteer: np.ndarray,
-    met_peer: np.ndarray,
-    served_hours: np.ndarray,
+    out: CommitteeOut,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The committee's week (see :func:`manual_match`) in one compiled call.
 
@@ -415,6 +530,8 @@ def _manual(
     returns ``(positions handled, pair_req, pair_pool, pair_hours)`` (pairs index the handled
     positions and the pool; professional pairs first).
     """
+    village, household, care_level, trained, age, hamlet, hh_x, hh_y = persons
+    remaining, handled, matched, met_volunteer, met_peer, served_hours = out
     n = positions.shape[0]
     u = g.random(n)
     # by village, then redemptions first, then the most severe first, ties in random order:
@@ -456,12 +573,12 @@ def _manual(
         req_village[i] = village[r]
         req_x[i] = hh_x[household[r]]
         req_y[i] = hh_y[household[r]]
-    req = (req_rows, req_hamlet, req_village, req_x, req_y)
+    req = Requests(req_rows, req_hamlet, req_village, req_x, req_y)
     pool_rows = pool[0]
     pair_req = np.empty(2 * m * attempts, dtype=np.int64)
     pair_pool = np.empty(2 * m * attempts, dtype=np.int64)
     pair_hours = np.empty(2 * m * attempts, dtype=np.float32)
-    pairs = (pair_req, pair_pool, pair_hours)
+    pairs = Pairs(pair_req, pair_pool, pair_hours)
     n_pairs = 0
     for professional in (True, False):
         kinds = _PROFESSIONAL if professional else _GENERAL
@@ -511,7 +628,7 @@ def manual_match(
 
     The committees take up requests in order (by village, time-bank redemptions first, the
     most severe first, ties at random) up to their capacity; then professional needs are
-    matched to trained volunteers, then general needs to any volunteer (:func:`assign`'s
+    matched to trained volunteers, then general needs to any volunteer (:func:`_assign_rounds`'s
     rounds, in :func:`_manual`).
 
     Args:
@@ -528,24 +645,12 @@ def manual_match(
         first,
         committee_capacity(scenario, week.n_villages),
         week.elders,
-        p.village,
-        p.household,
-        p.care_level,
-        p.trained,
-        p.age,
-        hh.hamlet,
-        hh.x,
-        hh.y,
+        CommitteePersons(p.village, p.household, p.care_level, p.trained, p.age, hh.hamlet, hh.x, hh.y),
         pool.arrays(),
         cm.attempts_per_request,
         float(cm.local_knowledge),
         np.float32(cm.walking_distance_km),
-        week.remaining,
-        week.handled,
-        week.matched,
-        week.met["volunteer"],
-        week.met["peer"],
-        p.served_hours,
+        CommitteeOut(week.remaining, week.handled, week.matched, week.met["volunteer"], week.met["peer"], p.served_hours),
     )
     week.pair_elder = np.concatenate((week.pair_elder, week.elders[chosen[pair_req]]))
     week.pair_helper = np.concatenate((week.pair_helper, pool.rows[pair_pool]))

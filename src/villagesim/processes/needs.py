@@ -14,9 +14,9 @@ from functools import lru_cache
 import numpy as np
 
 from villagesim.config.schema import Scenario
-from villagesim.jit import njit
+from villagesim.jit import formula_of, njit
 from villagesim.processes.base import Process
-from villagesim.processes.week import COMPANION, DAILY, MEALS, PROFESSIONAL, Week
+from villagesim.processes.week import COMPANION, DAILY, MEALS, PROFESSIONAL, Week, row_total
 from villagesim.state.population import ELDER_AGE, RESIDENT, World
 
 NAME = "needs"
@@ -61,6 +61,32 @@ def _needs_kernel(
         need[j, PROFESSIONAL] = professional[level]
         need_hours[i] = need[j, 0] + need[j, 1] + need[j, 2] + need[j, 3]
     return elders, alone, need
+
+
+@formula_of("run", check="week chain")
+def run_plain(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) -> None:
+    """:func:`run` as whole-array numpy formulas, the numbers its kernel must give to the bit.
+
+    The resident elders (``age >= 60``) in row order; ``alone`` where their household has one
+    resident; need per elder by kind (float32): daily living, meals and professional care
+    from the tables by care level, companionship by ``alone``. ``need_hours`` is the row total
+    (kinds left to right) for elders and 0 for everyone else; ``unmet_hours`` is 0.
+    """
+    del rng  # deterministic
+    p = world.persons
+    c = scenario.care
+    elders = np.flatnonzero((p.status == RESIDENT) & (p.age >= ELDER_AGE))
+    level = p.care_level[elders]
+    alone = week.household_residents[p.household[elders]] == 1
+    need = np.zeros((len(elders), 4), dtype=np.float32)
+    need[:, DAILY] = np.asarray(c.daily_living_hours_by_level, dtype=np.float32)[level]
+    need[:, MEALS] = np.asarray(c.meals_hours_by_level, dtype=np.float32)[level]
+    need[:, COMPANION] = np.where(alone, np.float32(c.companionship_hours_alone), np.float32(c.companionship_hours_not_alone))
+    need[:, PROFESSIONAL] = np.asarray(c.professional_hours_by_level, dtype=np.float32)[level]
+    week.elders, week.alone, week.need, week.remaining = elders, alone, need, need.copy()
+    p.need_hours[:] = 0
+    p.unmet_hours[:] = 0
+    p.need_hours[elders] = row_total(need)
 
 
 def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) -> None:

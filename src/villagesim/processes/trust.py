@@ -20,10 +20,12 @@ Writes: ``trust``, ``awareness``, ``satisfaction`` (resident elders), ``burnout`
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from villagesim.config.schema import Scenario
-from villagesim.jit import njit
+from villagesim.jit import formula_of, njit
 from villagesim.processes.base import Process
 from villagesim.processes.week import Week, neighbour_rows
 from villagesim.state.population import World
@@ -99,23 +101,31 @@ def _clip(x, low, high):
     return x
 
 
+class ElderWeek(NamedTuple):
+    """The week's rows of the elders (one entry per elder): need and remaining need (elders x
+    kinds), whether they asked, hours requested, whether helped, and ``met``: hours met by
+    the NGO, volunteers, peers, facilities and the time bank."""
+
+    need: np.ndarray
+    remaining: np.ndarray
+    asked: np.ndarray
+    requested: np.ndarray
+    matched: np.ndarray
+    met: tuple
+
+
+class ElderState(NamedTuple):
+    """The person columns :func:`_update_elders` updates in place."""
+
+    trust: np.ndarray
+    awareness: np.ndarray
+    satisfaction: np.ndarray
+    unmet_hours: np.ndarray
+
+
 @njit
 def _update_elders(
-    elders: np.ndarray,
-    household: np.ndarray,
-    sums: tuple,
-    need: np.ndarray,
-    remaining: np.ndarray,
-    asked: np.ndarray,
-    requested: np.ndarray,
-    matched: np.ndarray,
-    met: tuple,
-    trust: np.ndarray,
-    awareness: np.ndarray,
-    satisfaction: np.ndarray,
-    unmet_hours: np.ndarray,
-    c32: tuple,
-    c64: tuple,
+    elders: np.ndarray, household: np.ndarray, sums: tuple, week: ElderWeek, state: ElderState, c32: tuple, c64: tuple
 ) -> None:
     """Trust, awareness, satisfaction and unmet hours of each elder, in place, as :func:`run`'s
     numpy code gave them.
@@ -130,6 +140,8 @@ def _update_elders(
     add the kinds left to right.
     """
     count, nb_count, trust_sum, nb_trust_sum, helped, nb_helped = sums
+    need, remaining, asked, requested, matched, met = week
+    trust, awareness, satisfaction, unmet_hours = state
     ngo, volunteer, peer, facility, time_bank = met
     ngo_quality, service_quality, publicity, word_of_mouth, decay, experience, satisfaction_rate = c32
     rate_up, rate, neighbour_rate = c64
@@ -199,6 +211,77 @@ def _update_burnout(burnout: np.ndarray, served_hours: np.ndarray, keep: np.floa
         burnout[j] = _clip(burnout[j] * keep + per_hour * served_hours[j], zero, one)
 
 
+@formula_of("run", check="in a model run")
+def run_plain(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) -> None:
+    """:func:`run` as whole-array numpy formulas over the elders, the numbers its kernels must
+    give to the bit.
+
+    Neighbourhood means (own and neighbouring households' elders, before the update):
+    ``nb_trust`` of trust and ``nb_helped`` of the share helped this week. With ``got = clip(1 -
+    unmet / requested, 0, 1)`` (0 without a request) and ``quality`` the hours-weighted mean of
+    ``ngo.quality`` (NGO care) and ``service_quality`` (the other services; ``service_quality``
+    without services), ``outcome = got * quality`` and:
+
+    * ``trust += rate * (outcome - trust)`` for those who asked, ``rate`` being
+      ``trust_experience_rate``, times ``1 + transparency`` if the outcome is above trust;
+      then ``trust += trust_neighbour_rate * (nb_trust - trust)``, clipped to [0, 1];
+    * ``awareness += (awareness_publicity_rate * publicity + awareness_word_of_mouth *
+      nb_helped) * (1 - awareness)``, less ``awareness_decay * awareness``, plus
+      ``trust_experience_rate * (1 - awareness)`` for those helped, clipped to [0, 1];
+    * ``satisfaction += satisfaction_rate * (1 - unmet / need - satisfaction)`` where there
+      is need;
+    * everyone's ``burnout = clip(burnout * (1 - burnout_recovery) + burnout_per_hour *
+      served_hours, 0, 1)``.
+    """
+    del rng  # deterministic
+    p = world.persons
+    b = scenario.behaviour
+    pol = scenario.policy
+    elders = week.elders
+    nb = world.households.neighbours
+    n_hh = len(world.households)
+    hh = p.household[elders]
+    cnt = np.bincount(hh, minlength=n_hh).astype(np.float64)
+    cnt = (cnt + nb @ cnt)[hh]
+    means = []
+    for weights in (p.trust[elders], week.matched.astype(np.float32)):
+        hh_sum = np.bincount(hh, weights=weights, minlength=n_hh)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = np.where(cnt > 0, (hh_sum + nb @ hh_sum)[hh] / np.maximum(cnt, 1e-12), 0.0)
+        means.append(share.astype(np.float32))
+    nb_trust, nb_helped = means
+    need = week.need.sum(axis=1)
+    unmet = week.remaining.sum(axis=1)
+    p.unmet_hours[elders] = unmet
+    requested = week.requested_hours
+    with np.errstate(divide="ignore", invalid="ignore"):
+        got = np.where(requested > 0, np.clip(1.0 - unmet / np.maximum(requested, 1e-9), 0.0, 1.0), 0.0)
+        ngo = week.met_of("ngo")
+        services = ngo + sum(week.met_of(s) for s in ("volunteer", "peer", "facility", "time_bank"))
+        quality = np.where(
+            services > 0,
+            (ngo * scenario.ngo.quality + (services - ngo) * b.service_quality) / np.maximum(services, 1e-12),
+            b.service_quality,
+        )
+        met_share = np.where(need > 0, 1.0 - unmet / np.maximum(need, 1e-9), 1.0)
+    outcome = (got * quality).astype(np.float32)
+    t = p.trust[elders]
+    rate = np.where(outcome > t, b.trust_experience_rate * (1.0 + pol.transparency), b.trust_experience_rate)
+    t = np.where(week.asked, t + rate * (outcome - t), t)
+    t = t + b.trust_neighbour_rate * (nb_trust - t)
+    p.trust[elders] = np.clip(t, 0.0, 1.0)
+    aw = p.awareness[elders]
+    aw = aw + (b.awareness_publicity_rate * pol.publicity + b.awareness_word_of_mouth * nb_helped) * (1.0 - aw)
+    aw = aw - b.awareness_decay * aw
+    aw = np.where(week.matched, aw + b.trust_experience_rate * (1.0 - aw), aw)
+    p.awareness[elders] = np.clip(aw, 0.0, 1.0)
+    sat = p.satisfaction[elders]
+    p.satisfaction[elders] = np.where(need > 0, sat + b.satisfaction_rate * (met_share - sat), sat)
+    p.burnout *= np.float32(1.0 - b.burnout_recovery)
+    p.burnout += np.float32(b.burnout_per_hour) * p.served_hours
+    np.clip(p.burnout, 0.0, 1.0, out=p.burnout)
+
+
 def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) -> None:
     del rng  # deterministic
     p = world.persons
@@ -224,10 +307,16 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
         float(b.trust_experience_rate),
         float(b.trust_neighbour_rate),
     )
-    _update_elders(
-        elders, p.household, sums, week.need, week.remaining, week.asked, week.requested_hours, week.matched, met,
-        p.trust, p.awareness, p.satisfaction, p.unmet_hours, c32, c64,
-    )  # fmt: skip
+    rows = ElderWeek(
+        need=week.need,
+        remaining=week.remaining,
+        asked=week.asked,
+        requested=week.requested_hours,
+        matched=week.matched,
+        met=met,
+    )
+    state = ElderState(trust=p.trust, awareness=p.awareness, satisfaction=p.satisfaction, unmet_hours=p.unmet_hours)
+    _update_elders(elders, p.household, sums, rows, state, c32, c64)
     _update_burnout(p.burnout, p.served_hours, f32(1.0 - b.burnout_recovery), f32(b.burnout_per_hour))
 
 

@@ -15,10 +15,12 @@ volunteered last week (德治).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from villagesim.config.schema import Scenario
-from villagesim.jit import njit
+from villagesim.jit import formula_of, njit
 from villagesim.processes.base import Process
 from villagesim.processes.rates import logistic
 from villagesim.processes.week import Week, neighbour_count_sum
@@ -77,21 +79,42 @@ def _candidate_sums(
     return cand, rows[:k], hh_active, hh_cand
 
 
+class Counts(NamedTuple):
+    """Per household (float64 whole numbers): candidates active last week and candidates, of
+    the household itself and summed over its neighbours."""
+
+    hh_active: np.ndarray
+    nb_active: np.ndarray
+    hh_cand: np.ndarray
+    nb_cand: np.ndarray
+
+
+class Traits(NamedTuple):
+    """The person columns of the logit."""
+
+    altruism: np.ndarray
+    tb_trust: np.ndarray
+    party: np.ndarray
+    opportunity_cost: np.ndarray
+    burnout: np.ndarray
+
+
+class Coefficients(NamedTuple):
+    """The logit's coefficients with numpy's dtypes (see :func:`_logits`)."""
+
+    intercept: np.float32
+    altruism: np.float32
+    incentive: np.float32
+    credit: np.float32
+    norm: np.float32
+    party: float
+    blame: float
+    opportunity_cost: np.float32
+    burnout: np.float32
+
+
 @njit
-def _logits(
-    rows: np.ndarray,
-    household: np.ndarray,
-    hh_active: np.ndarray,
-    nb_active: np.ndarray,
-    hh_cand: np.ndarray,
-    nb_cand: np.ndarray,
-    altruism: np.ndarray,
-    tb_trust: np.ndarray,
-    party: np.ndarray,
-    opportunity_cost: np.ndarray,
-    burnout: np.ndarray,
-    c: tuple,
-) -> np.ndarray:
+def _logits(rows: np.ndarray, household: np.ndarray, counts: Counts, traits: Traits, c: Coefficients) -> np.ndarray:
     """The volunteering logit of each candidate row (float64), as :func:`run`'s numpy code
     made it.
 
@@ -102,6 +125,8 @@ def _logits(
     party term (a Python float times a bool column) is float64 and from there on the sum is
     float64, with the opportunity-cost and burnout products in float32.
     """
+    hh_active, nb_active, hh_cand, nb_cand = counts
+    altruism, tb_trust, party, opportunity_cost, burnout = traits
     intercept, altruism_c, incentive, credit, norm_c, party_c, blame, opportunity_c, burnout_c = c
     out = np.empty(len(rows), dtype=np.float64)
     for k in range(len(rows)):
@@ -136,6 +161,56 @@ def _activate(rows: np.ndarray, u: np.ndarray, probability: np.ndarray, availabi
     return active
 
 
+@formula_of("run", check="in a model run")
+def run_plain(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) -> np.ndarray:
+    """:func:`run` as whole-array numpy formulas over the person table, the numbers its kernels
+    must give to the bit; returns the candidates' logits (those :func:`run` passes to
+    :func:`logistic`).
+
+    With one float32 uniform ``u`` per person, a candidate (:func:`candidates_mask`)
+    volunteers if ``u < logistic(logit)`` and has hours available, where ``logit =
+    volunteer_intercept + volunteer_altruism * altruism + volunteer_incentive *
+    incentive_per_hour + volunteer_credit * credit * tb_trust + volunteer_norm * norm +
+    volunteer_party * party_mobilisation * party - volunteer_blame_fear * (no insurance) -
+    volunteer_opportunity_cost * opportunity_cost - volunteer_burnout * burnout``; ``norm``
+    is the share of candidates of the own and neighbouring households active last week
+    (float32, 0 without candidates) and ``credit`` the time bank's credit per hour (0 when
+    off). Everyone's served hours restart at 0.
+    """
+    p = world.persons
+    b = scenario.behaviour
+    pol = scenario.policy
+    u = rng.random(len(p), dtype=np.float32)
+    cand = (p.status == RESIDENT) & (
+        ((p.age >= 18) & (p.age < ELDER_AGE)) | ((p.age >= ELDER_AGE) & (p.age < b.young_old_max_age + 1) & (p.care_level == 0))
+    )
+    among = cand.astype(np.float32)
+    n_hh = len(world.households)
+    nb = world.households.neighbours
+    hh_sum = np.bincount(p.household, weights=p.active.astype(np.float32) * among, minlength=n_hh)
+    hh_n = np.bincount(p.household, weights=among, minlength=n_hh)
+    tot = hh_sum + nb @ hh_sum
+    cnt = hh_n + nb @ hh_n
+    with np.errstate(divide="ignore", invalid="ignore"):
+        norm = np.where(cnt > 0, tot / np.maximum(cnt, 1e-12), 0.0)[p.household].astype(np.float32)
+    credit = pol.time_bank.credit_per_hour if pol.time_bank.enabled else 0.0
+    logit = (
+        b.volunteer_intercept
+        + b.volunteer_altruism * p.altruism
+        + b.volunteer_incentive * pol.incentive_per_hour
+        + b.volunteer_credit * credit * p.tb_trust
+        + b.volunteer_norm * norm
+        + b.volunteer_party * pol.party_mobilisation * p.party
+        - b.volunteer_blame_fear * (0.0 if pol.liability_insurance else 1.0)
+        - b.volunteer_opportunity_cost * p.opportunity_cost
+        - b.volunteer_burnout * p.burnout
+    )
+    p.active = cand & (u < logistic(logit)) & (p.availability > 0)
+    p.served_hours[:] = 0
+    week.candidates = cand
+    return logit[cand]
+
+
 def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) -> None:
     p = world.persons
     b = scenario.behaviour
@@ -152,21 +227,22 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
     nb_cand = neighbour_count_sum(nb, "volunteering.count", hh_cand)
     credit = pol.time_bank.credit_per_hour if pol.time_bank.enabled else 0.0
     f32 = np.float32
-    coefficients = (
-        f32(b.volunteer_intercept),
-        f32(b.volunteer_altruism),
-        f32(b.volunteer_incentive * pol.incentive_per_hour),
-        f32(b.volunteer_credit * credit),
-        f32(b.volunteer_norm),
-        float(b.volunteer_party * pol.party_mobilisation),
-        float(b.volunteer_blame_fear * (0.0 if pol.liability_insurance else 1.0)),
-        f32(b.volunteer_opportunity_cost),
-        f32(b.volunteer_burnout),
+    coefficients = Coefficients(
+        intercept=f32(b.volunteer_intercept),
+        altruism=f32(b.volunteer_altruism),
+        incentive=f32(b.volunteer_incentive * pol.incentive_per_hour),
+        credit=f32(b.volunteer_credit * credit),
+        norm=f32(b.volunteer_norm),
+        party=float(b.volunteer_party * pol.party_mobilisation),
+        blame=float(b.volunteer_blame_fear * (0.0 if pol.liability_insurance else 1.0)),
+        opportunity_cost=f32(b.volunteer_opportunity_cost),
+        burnout=f32(b.volunteer_burnout),
     )
-    logit = _logits(
-        rows, p.household, hh_active, nb_active, hh_cand, nb_cand, p.altruism, p.tb_trust, p.party,
-        p.opportunity_cost, p.burnout, coefficients,
-    )  # fmt: skip
+    counts = Counts(hh_active=hh_active, nb_active=nb_active, hh_cand=hh_cand, nb_cand=nb_cand)
+    traits = Traits(
+        altruism=p.altruism, tb_trust=p.tb_trust, party=p.party, opportunity_cost=p.opportunity_cost, burnout=p.burnout
+    )
+    logit = _logits(rows, p.household, counts, traits, coefficients)
     # only candidates can volunteer: the logistic is evaluated on their rows alone (element by
     # element the same numbers as over the whole table)
     p.active = _activate(rows, u, logistic(logit), p.availability, len(p))
