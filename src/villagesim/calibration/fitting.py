@@ -47,8 +47,12 @@ import numpy as np
 
 from villagesim.config.schema import Scenario
 from villagesim.constants import WEEKS_PER_YEAR
+from villagesim.model import VillageModel
 from villagesim.processes import demography, health
 from villagesim.processes.week import Week
+from villagesim.runs.backends import Backend, backend_for, borrowed
+from villagesim.runs.folder import atomic_folder, write_json
+from villagesim.runs.stats import t_half_width
 from villagesim.state.population import ELDER_AGE, RESIDENT, World, _band3
 from villagesim.version import __version__
 
@@ -358,8 +362,6 @@ def observe(scenario: Scenario, replicate: int, steps: int | None = None, *, car
             so age structure, disability and population change are the same as in the
             whole model, at a fraction of the cost.
     """
-    from villagesim.model import VillageModel
-
     steps = int(steps if steps is not None else scenario.run.steps)
     model = VillageModel(scenario, replicate=replicate, steps=steps, record_villages=False)
     world = model.world
@@ -417,20 +419,25 @@ def observe_many(
     *,
     care: bool = True,
     workers: int = 1,
+    backend: Backend | None = None,
 ) -> Observation:
-    """Pooled observation of several replicates (in ``workers`` processes when above 1)."""
-    reps = list(replicates)
-    if workers > 1 and len(reps) > 1:
-        from concurrent.futures import ProcessPoolExecutor
+    """Pooled observation of several replicates.
 
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            items = list(pool.map(_observe_job, [(scenario, r, steps, care) for r in reps]))
-    else:
-        items = [observe(scenario, r, steps, care=care) for r in reps]
+    Args:
+        scenario: the scenario.
+        replicates: replicate numbers.
+        steps: weeks to run (default: the scenario's).
+        care: run the care processes (off: demography and health only).
+        workers: processes, when no ``backend`` is given (1: serial).
+        backend: where the replicates run.
+    """
+    with borrowed(backend, workers) as b:
+        items = b.map(observe_job, [(scenario, r, steps, care) for r in replicates])
     return Observation.pooled(items)
 
 
-def _observe_job(args: tuple[Scenario, int, int | None, bool]) -> Observation:
+def observe_job(args: tuple[Scenario, int, int | None, bool]) -> Observation:
+    """:func:`observe` of ``(scenario, replicate, steps, care)``: a task for a backend."""
     scenario, r, steps, care = args
     return observe(scenario, r, steps, care=care)
 
@@ -656,35 +663,35 @@ def _theta(z: np.ndarray) -> dict[str, float]:
 
 
 def participation_at(
-    scenario: Scenario, values: dict[str, float], replicates: Sequence[int], workers: int = 1
+    scenario: Scenario,
+    values: dict[str, float],
+    replicates: Sequence[int],
+    workers: int = 1,
+    backend: Backend | None = None,
 ) -> tuple[float, np.ndarray]:
-    """Participation in year 1 (pooled) and per replicate, for coefficient values."""
+    """Participation in year 1 (pooled) and per replicate, for coefficient values.
+
+    Args:
+        scenario: the scenario.
+        values: parameter values (dotted paths) to set.
+        replicates: replicate numbers.
+        workers: processes, when no ``backend`` is given (1: serial).
+        backend: where the replicates run.
+    """
     s = scenario.with_overrides(values)
     windows = WEEKS_PER_YEAR // PARTICIPATION_WINDOW_WEEKS
-    reps = list(replicates)
-    if workers > 1 and len(reps) > 1:
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            items = list(pool.map(_observe_job, [(s, r, WEEKS_PER_YEAR, True) for r in reps]))
-    else:
-        items = [observe(s, r, WEEKS_PER_YEAR, care=True) for r in reps]
+    with borrowed(backend, workers) as b:
+        items = b.map(observe_job, [(s, r, WEEKS_PER_YEAR, True) for r in replicates])
     per_rep = np.array([o.participation(windows) for o in items])
     return Observation.pooled(items).participation(windows), per_rep
 
 
-def _design_values(scenario: Scenario, zs: np.ndarray, reps: Sequence[int], workers: int) -> np.ndarray:
+def _design_values(scenario: Scenario, zs: np.ndarray, reps: Sequence[int], backend: Backend) -> np.ndarray:
     jobs = []
     for z in zs:
         s = scenario.with_overrides(_theta(z))
         jobs.extend((s, r, WEEKS_PER_YEAR, True) for r in reps)
-    if workers > 1:
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            items = list(pool.map(_observe_job, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
-    else:
-        items = [_observe_job(j) for j in jobs]
+    items = backend.map(observe_job, jobs)
     windows = WEEKS_PER_YEAR // PARTICIPATION_WINDOW_WEEKS
     k = len(list(reps))
     return np.array([Observation.pooled(items[i * k : (i + 1) * k]).participation(windows) for i in range(len(zs))])
@@ -717,7 +724,17 @@ def _map_on_surrogate(beta: np.ndarray, quadratic: bool, target: float, z0: np.n
 
 
 def fit_behaviour(scenario: Scenario, settings: CalibrationSettings, log: Callable[[str], None]) -> dict[str, Any]:
-    """Stage 3: volunteering and asking intercepts and trust experience rate to participation."""
+    """Stage 3: volunteering and asking intercepts and trust experience rate to participation.
+
+    The runs of every round and of the check share one backend of ``settings.workers`` processes.
+    """
+    with backend_for(settings.workers) as backend:
+        return _fit_behaviour(scenario, settings, log, backend)
+
+
+def _fit_behaviour(
+    scenario: Scenario, settings: CalibrationSettings, log: Callable[[str], None], backend: Backend
+) -> dict[str, Any]:
     from scipy.stats import qmc
 
     target = TARGET_BY_KEY["participation_year1"].value
@@ -729,7 +746,7 @@ def fit_behaviour(scenario: Scenario, settings: CalibrationSettings, log: Callab
     for k, (half_width, quadratic) in enumerate(((2.0, True), (0.75, False))):
         sampler = qmc.LatinHypercube(d=d, seed=1000 + k)
         zs = z_centre + (sampler.random(settings.design_points) * 2 - 1) * half_width
-        values = _design_values(scenario, zs, reps, settings.workers)
+        values = _design_values(scenario, zs, reps, backend)
         X = _features(zs, quadratic)
         y = _logit(values)
         beta, *_ = np.linalg.lstsq(X, y, rcond=None)
@@ -763,11 +780,9 @@ def fit_behaviour(scenario: Scenario, settings: CalibrationSettings, log: Callab
     theta = {k: round(v, 2 if abs(BEHAVIOUR_PRIORS[i].mean) >= 1 else 3) for i, (k, v) in enumerate(theta.items())}
     sd = {pr.path: float(np.sqrt(cov[i, i]) * pr.sd) for i, pr in enumerate(BEHAVIOUR_PRIORS)}
     check_reps = list(range(10_000, 10_000 + settings.check_replicates))
-    pooled, per_rep = participation_at(scenario, theta, check_reps, settings.workers)
-    from scipy import stats
-
+    pooled, per_rep = participation_at(scenario, theta, check_reps, backend=backend)
     n = len(per_rep)
-    half = float(stats.t.ppf(0.975, n - 1) * per_rep.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
+    half = t_half_width(per_rep)
     log(
         "behaviour: "
         + ", ".join(f"{k.split('.')[-1]} {v:.4f} (sd {sd[k]:.4f})" for k, v in theta.items())
@@ -840,7 +855,5 @@ def calibrate(
 
 def write_result(result: dict[str, Any], folder: Path) -> None:
     """Write ``fitted.json`` (values, uncertainty, diagnostics) into ``folder``, atomically."""
-    from villagesim.runs.folder import atomic_folder, write_json
-
     with atomic_folder(folder) as tmp:
         write_json(result, tmp / "fitted.json")

@@ -27,9 +27,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from villagesim.calibration.fitting import TARGETS, Observation, observe
+from villagesim.calibration.fitting import TARGETS, Observation, observe, observe_job
+from villagesim.config.loading import load_scenario
+from villagesim.config.schema import leaf_paths
 from villagesim.constants import WEEKS_PER_YEAR
 from villagesim.errors import VillagesimError
+from villagesim.model import VillageModel
+from villagesim.runs.backends import Backend, backend_for, borrowed
+from villagesim.runs.folder import atomic_folder, write_json
+from villagesim.runs.stats import last_weeks, t_half_width, t_interval, window_means
 from villagesim.version import __version__
 
 POOLED_ONLY = {"adl_drift_10y"}
@@ -272,68 +278,41 @@ class ValidationSettings:
 # ---------------------------------------------------------------------------- running
 def _arm_value(args: tuple[Any, int, int, int, str, str]) -> float:
     """One replicate of one arm: the outcome averaged over the last ``window`` weeks."""
-    from villagesim.model import VillageModel
-
     scenario, replicate, horizon, window, outcome, measure = args
     record = measure != "timeseries"
     model = VillageModel(scenario, replicate=replicate, steps=horizon, record_villages=record)
     for _ in range(horizon):
         model.step()
     if measure == "timeseries":
-        ts = model.timeseries()
-        return float(ts[ts["step"] > horizon - window][outcome].mean())
-    vs = model.village_outcomes()
-    vs = vs[vs["step"] > horizon - window]
+        return window_means(model.timeseries(), [outcome], window, horizon)[outcome]
+    vs = last_weeks(model.village_outcomes(), window, horizon)
     return MEASURES[measure](vs, outcome, np.asarray(model.world.villages.remoteness_km))
 
 
 def _arm_values(args: tuple[Any, int, int, int, tuple[str, ...], str]) -> list[float]:
-    from villagesim.model import VillageModel
-
     scenario, replicate, horizon, window, outcomes, measure = args
     if measure != "timeseries":
         return [_arm_value((scenario, replicate, horizon, window, o, measure)) for o in outcomes]
     model = VillageModel(scenario, replicate=replicate, steps=horizon, record_villages=False)
     for _ in range(horizon):
         model.step()
-    ts = model.timeseries()
-    last = ts[ts["step"] > horizon - window]
-    return [float(last[o].mean()) for o in outcomes]
-
-
-_POOL: Any = None
-"""The process pool shared by all runs of one :func:`validate` call (``None``: a pool per call)."""
-
-
-def _map(fn: Callable[[Any], Any], jobs: list[Any], workers: int) -> list[Any]:
-    if workers > 1 and len(jobs) > 1:
-        if _POOL is not None:
-            return list(_POOL.map(fn, jobs))
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            return list(pool.map(fn, jobs))
-    return [fn(j) for j in jobs]
+    return list(window_means(model.timeseries(), outcomes, window, horizon).values())
 
 
 def paired_ci(diffs: np.ndarray) -> tuple[float, float, float]:
-    """Mean of paired differences and its t-based 95% confidence interval."""
-    from scipy import stats
+    """Mean of paired differences and its t-based 95% confidence interval (:func:`~villagesim.runs.stats.t_interval`).
 
-    d = np.asarray(diffs, dtype=float)
-    n = len(d)
-    mean = float(d.mean())
-    if n < 2:
-        return mean, float("nan"), float("nan")
-    sd = float(d.std(ddof=1))
-    half = float(stats.t.ppf(0.975, n - 1) * sd / np.sqrt(n))
-    return mean, mean - half, mean + half
+    Args:
+        diffs: intervention minus baseline, one per replicate.
+
+    Returns:
+        ``(mean, low, high)``; the bounds are NaN with fewer than 2 differences.
+    """
+    return t_interval(diffs)
 
 
 def _available(pattern: Pattern, folder: Path) -> str | None:
     """Why a pattern cannot run yet (missing file or parameter), or None."""
-    from villagesim.config.schema import leaf_paths
-
     for name in {pattern.baseline, pattern.intervention}:
         if not (folder / name).exists():
             return f"scenario file {name} not present"
@@ -344,10 +323,22 @@ def _available(pattern: Pattern, folder: Path) -> str | None:
     return None
 
 
-def run_pattern(pattern: Pattern, folder: Path, settings: ValidationSettings, log: Callable[[str], None]) -> dict[str, Any]:
-    """Run both arms of a pattern on common random numbers; one row per effect plus the verdict."""
-    from villagesim.config.loading import load_scenario
+def run_pattern(
+    pattern: Pattern,
+    folder: Path,
+    settings: ValidationSettings,
+    log: Callable[[str], None],
+    backend: Backend | None = None,
+) -> dict[str, Any]:
+    """Run both arms of a pattern on common random numbers; one row per effect plus the verdict.
 
+    Args:
+        pattern: the pattern.
+        folder: folder of the scenario files.
+        settings: replicates and horizons.
+        log: progress lines.
+        backend: where the runs execute (default: a backend of ``settings.workers`` processes).
+    """
     why = _available(pattern, folder)
     row: dict[str, Any] = {
         "name": pattern.name,
@@ -376,7 +367,8 @@ def run_pattern(pattern: Pattern, folder: Path, settings: ValidationSettings, lo
     outcomes = tuple(e.outcome for e in pattern.effects)
     start = time.perf_counter()
     jobs = [(s, r, horizon, window, outcomes, pattern.measure) for s in (base, arm) for r in range(n)]
-    values = np.array(_map(_arm_values, jobs, settings.workers))  # (2n, outcomes)
+    with borrowed(backend, settings.workers) as b:
+        values = np.array(b.map(_arm_values, jobs))  # (2n, outcomes)
     b, a = values[:n], values[n:]
     effects = []
     for k, eff in enumerate(pattern.effects):
@@ -412,19 +404,17 @@ def run_pattern(pattern: Pattern, folder: Path, settings: ValidationSettings, lo
     }
 
 
-def _observe_job(args: tuple[Any, int, int, bool]) -> Observation:
-    scenario, r, steps, care = args
-    return observe(scenario, r, steps, care=care)
-
-
 def run_targets(
-    folder: Path, settings: ValidationSettings, log: Callable[[str], None]
+    folder: Path, settings: ValidationSettings, log: Callable[[str], None], backend: Backend | None = None
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Simulate the baseline and compare every target; also return series for the figures."""
-    from scipy import stats
+    """Simulate the baseline and compare every target; also return series for the figures.
 
-    from villagesim.config.loading import load_scenario
-
+    Args:
+        folder: folder of the scenario files (``baseline.toml``).
+        settings: replicates.
+        log: progress lines.
+        backend: where the runs execute (default: a backend of ``settings.workers`` processes).
+    """
     path = folder / "baseline.toml"
     if not path.exists():
         raise VillagesimError(f"no baseline scenario in {folder} (run from the repository root or pass --scenarios)")
@@ -433,9 +423,10 @@ def run_targets(
         scenario = scenario.with_overrides({"run.seed": settings.seed})
     start = time.perf_counter()
     reps = list(range(settings.target_replicates))
-    demo = _map(_observe_job, [(scenario, r, 520, False) for r in reps], settings.workers)
     preps = list(range(settings.participation_replicates))
-    part = _map(_observe_job, [(scenario, r, WEEKS_PER_YEAR, True) for r in preps], settings.workers)
+    with borrowed(backend, settings.workers) as b:
+        demo = b.map(observe_job, [(scenario, r, 520, False) for r in reps])
+        part = b.map(observe_job, [(scenario, r, WEEKS_PER_YEAR, True) for r in preps])
     builds = [observe(scenario, r, 0, care=False) for r in range(settings.build_replicates)]
     pooled = Observation.pooled(demo).statistics()
     pooled["participation_year1"] = Observation.pooled(part).statistics()["participation_year1"]
@@ -459,7 +450,7 @@ def run_targets(
             values = np.array([s[t.key] for s in per_rep])
         sim = pooled[t.key]
         n = len(values)
-        half = float(stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
+        half = t_half_width(values)
         if t.key in POOLED_ONLY:  # a maximum over years of pooled values: one replicate's value is not comparable
             half = float("nan")
         ok = t.low <= sim <= t.high
@@ -655,23 +646,13 @@ def validate(
     """
     import mesa
 
-    from villagesim.config.loading import load_scenario
-    from villagesim.runs.folder import atomic_folder, write_json
-
-    global _POOL
     settings = settings or ValidationSettings()
     start = time.perf_counter()
-    if settings.workers > 1:
-        from concurrent.futures import ProcessPoolExecutor
-
-        _POOL = ProcessPoolExecutor(max_workers=settings.workers)
-    try:
-        targets, series = run_targets(scenarios, settings, log)
-        pattern_rows = [run_pattern(p, scenarios, settings, log) for p in (patterns if patterns is not None else PATTERNS)]
-    finally:
-        if _POOL is not None:
-            _POOL.shutdown()
-        _POOL = None
+    with backend_for(settings.workers) as backend:  # one set of workers for every run of the report
+        targets, series = run_targets(scenarios, settings, log, backend)
+        pattern_rows = [
+            run_pattern(p, scenarios, settings, log, backend) for p in (patterns if patterns is not None else PATTERNS)
+        ]
     checked = [r for r in targets + pattern_rows if r["status"] in ("pass", "fail")]
     baseline = load_scenario(scenarios / "baseline.toml").scenario
     report = {

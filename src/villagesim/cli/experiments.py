@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from villagesim.errors import VillagesimError
+from villagesim.runs.backends import backend_for
 
 EXIT_INTERRUPTED = 130
 
@@ -26,6 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, help="weeks to run (default: the baseline's run.steps)")
     p.add_argument("--seed", type=int, help="root seed of both arms (default: the baseline's run.seed)")
     p.add_argument("--window", type=int, default=52, help="weeks at the end averaged into an outcome (default 52)")
+    p.add_argument("--workers", type=int, default=1, help="processes running replicates (default 1: serial)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_compare)
 
@@ -112,8 +114,22 @@ def cmd_compare(args: argparse.Namespace) -> int:
         notes.append(f"both arms run the baseline's {base.run.steps} weeks (the intervention file says {inter.run.steps})")
     if inter.run.seed != base.run.seed and args.seed is None:
         notes.append(f"both arms use the baseline's seed {base.run.seed} (the intervention file says {inter.run.seed})")
-    with tqdm(total=2 * args.replicates * steps, unit="step", desc="compare", disable=args.quiet or None, file=sys.stderr) as bar:
-        c = compare(base, inter, replicates=args.replicates, steps=steps, seed=args.seed, window=args.window, progress=bar.update)
+    if args.workers < 1:
+        raise VillagesimError("--workers must be at least 1")
+    with (
+        tqdm(total=2 * args.replicates * steps, unit="step", desc="compare", disable=args.quiet or None, file=sys.stderr) as bar,
+        backend_for(args.workers) as backend,
+    ):
+        c = compare(
+            base,
+            inter,
+            replicates=args.replicates,
+            steps=steps,
+            seed=args.seed,
+            window=args.window,
+            progress=bar.update,
+            backend=backend,
+        )
     with atomic_folder(out) as tmp:
         c.table.to_csv(tmp / "comparison.csv", index=False)
         write_parquet(c.timeseries, tmp / "timeseries.parquet")
@@ -146,7 +162,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------- sweep
 def cmd_sweep(args: argparse.Namespace) -> int:
     from villagesim.experiments.design import build_design, describe, load_experiment
-    from villagesim.experiments.sweep import close_client, make_client, sweep
+    from villagesim.experiments.sweep import sweep
 
     exp = load_experiment(args.experiment)
     for value, flag in ((args.max_runs, "--max-runs"), (args.steps, "--steps"), (args.runs_per_task, "--runs-per-task")):
@@ -159,13 +175,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             print(line)
     if args.dry_run:
         return 0
-    client = cluster = None
     try:
-        client, cluster = make_client(
-            workers=args.workers,
+        with backend_for(
+            args.workers,
+            dask=True,
             scheduler=args.scheduler,
             scheduler_file=args.scheduler_file,
             cluster=args.cluster,
+            retries=2,
             jobs=args.jobs,
             cores=args.cores,
             processes=args.processes,
@@ -175,28 +192,25 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             account=args.account,
             job_extra=args.job_extra,
             local_directory=args.local_directory,
-        )
-        where = "serially" if client is None else f"on Dask ({client.scheduler.address})"
-        if not args.quiet:
-            print(f"  running {where}; results stream to {args.out}/")
-        report = sweep(
-            exp,
-            args.out,
-            client=client,
-            max_runs=args.max_runs,
-            steps=args.steps,
-            runs_per_task=args.runs_per_task,
-            retry_failed=args.retry_failed,
-            progress=not args.quiet,
-        )
+        ) as backend:
+            if not args.quiet:
+                print(f"  running {backend.describe()}; results stream to {args.out}/")
+            report = sweep(
+                exp,
+                args.out,
+                backend=backend,
+                max_runs=args.max_runs,
+                steps=args.steps,
+                runs_per_task=args.runs_per_task,
+                retry_failed=args.retry_failed,
+                progress=not args.quiet,
+            )
     except KeyboardInterrupt:
         print(
             f"villagesim: interrupted; finished runs are kept in {args.out}/ - run the same command again to complete it",
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
-    finally:
-        close_client(client, cluster)
     missing = report.selected - report.already - report.ran
     print(
         f"{exp.name}: {report.ran} run(s) in {report.seconds:.1f} s ({report.runs_per_second:.2f} runs/s, {report.tasks} tasks); "

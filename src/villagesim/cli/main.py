@@ -59,6 +59,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     from villagesim.config.loading import apply_overrides, load_scenario, scenario_hash, scenario_to_toml
     from villagesim.outputs.figures import run_figures
+    from villagesim.runs.backends import backend_for
     from villagesim.runs.folder import (
         SCENARIO,
         SUMMARY,
@@ -84,8 +85,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         scenario = apply_overrides(scenario, overrides, file="command line")
     out = Path(args.out) if args.out else _default_out(scenario.name)
     total = scenario.run.steps * scenario.run.replicates
-    with tqdm(total=total, unit="step", desc=scenario.name, disable=args.quiet or None, file=sys.stderr) as bar:
-        result = run_scenario(scenario, progress=bar.update)
+    if args.workers < 1:
+        raise VillagesimError("--workers must be at least 1")
+    with (
+        tqdm(total=total, unit="step", desc=scenario.name, disable=args.quiet or None, file=sys.stderr) as bar,
+        backend_for(min(args.workers, scenario.run.replicates)) as backend,
+    ):
+        result = run_scenario(scenario, progress=bar.update, backend=backend)
     digest = scenario_hash(scenario)
     summary = {
         "scenario": scenario.name,
@@ -143,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="root seed (overrides run.seed)")
     p.add_argument("--steps", type=int, help="weeks to run (overrides run.steps)")
     p.add_argument("--replicates", type=int, help="replicates (overrides run.replicates)")
+    p.add_argument("--workers", type=int, default=1, help="processes running replicates (default 1: serial)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_run)
 

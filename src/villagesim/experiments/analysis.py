@@ -29,6 +29,7 @@ import pandas as pd
 
 from villagesim.errors import VillagesimError
 from villagesim.experiments.sweep import SweepStore
+from villagesim.runs.folder import atomic_folder, write_json
 
 __all__ = ["PrimBox", "PrimResult", "prim", "correlation_ratio", "point_table", "sensitivity", "analyze"]
 
@@ -406,8 +407,6 @@ def analyze(
     min_density: float = 0.8,
 ) -> Analysis:
     """Analyse a sweep folder; write ``analysis/`` inside it (replaced atomically)."""
-    from villagesim.runs.folder import atomic_folder, write_json
-
     store = SweepStore(folder)
     table, info = point_table(store)
     outcomes = info["outcomes"]

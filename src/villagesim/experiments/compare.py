@@ -13,6 +13,7 @@ the final year), which is steadier than the value of the last week alone.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,13 +22,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from villagesim.config.loading import apply_overrides
 from villagesim.config.schema import Scenario
 from villagesim.errors import VillagesimError
 from villagesim.outputs.sums import KEY_OUTCOMES
+from villagesim.runs.backends import Backend, SerialBackend
 from villagesim.runs.runner import run_replicate
+from villagesim.runs.stats import t_interval, t_multiplier, window_means
 
 __all__ = ["Comparison", "compare", "paired_table", "without_interventions", "COMPARISON_COLUMNS"]
 
@@ -87,20 +89,15 @@ def paired_table(values: pd.DataFrame, outcomes: list[str], confidence: float = 
     n = len(base)
     rows = []
     for name in outcomes:
-        d = inter[name].to_numpy(float) - base[name].to_numpy(float)
-        mean = float(d.mean())
-        if n > 1:
-            half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * d.std(ddof=1) / np.sqrt(n))
-        else:
-            half = float("nan")
+        mean, low, high = t_interval(inter[name].to_numpy(float) - base[name].to_numpy(float), confidence)
         rows.append(
             {
                 "outcome": name,
                 "baseline_mean": float(base[name].mean()),
                 "intervention_mean": float(inter[name].mean()),
                 "difference": mean,
-                "ci_low": mean - half,
-                "ci_high": mean + half,
+                "ci_low": low,
+                "ci_high": high,
                 "replicates": n,
             }
         )
@@ -117,6 +114,7 @@ def compare(
     window: int = 52,
     outcomes: list[str] | None = None,
     progress: Callable[[int], None] | None = None,
+    backend: Backend | None = None,
 ) -> Comparison:
     """Run both arms on common random numbers and compare them replicate by replicate.
 
@@ -128,7 +126,10 @@ def compare(
         seed: root seed for both arms (default: the baseline's ``run.seed``).
         window: weeks at the end of a run averaged into its outcome.
         outcomes: outcome columns (default :data:`~villagesim.outputs.sums.KEY_OUTCOMES`).
-        progress: called with the number of steps done (for a progress bar).
+        progress: called with the number of steps done (for a progress bar): every week when
+            the runs are serial, a run's weeks when it finishes otherwise.
+        backend: where the replicates run (default: serially in this process); the numbers
+            are the same on every backend.
     """
     if replicates < 2:
         raise VillagesimError("a comparison needs at least 2 replicates for a confidence interval (--replicates)")
@@ -139,15 +140,27 @@ def compare(
     common = {"run.seed": seed, "run.steps": steps, "run.replicates": replicates}
     baseline = apply_overrides(baseline, common, file="command line")
     intervention = apply_overrides(intervention, common, file="command line")
+    backend = backend or SerialBackend()
     start = time.perf_counter()
-    series, rows = [], []
-    for r in range(replicates):
-        for arm, scenario in (("baseline", baseline), ("intervention", intervention)):
-            ts, _ = run_replicate(scenario, r, steps=steps, progress=progress, record_villages=False)
-            ts.insert(0, "arm", arm)
-            series.append(ts)
-            tail = ts[ts["step"] > steps - window]
-            rows.append({"arm": arm, "replicate": r, **{o: float(tail[o].mean()) for o in outcomes}})
+    jobs = [
+        (arm, scenario, r)
+        for r in range(replicates)
+        for arm, scenario in (("baseline", baseline), ("intervention", intervention))
+    ]
+    arm_run = functools.partial(_arm_run, steps=steps, window=window, outcomes=tuple(outcomes))
+    if backend.parallel:
+        results = []
+        for done in backend.as_completed(arm_run, jobs):
+            if not done.ok:
+                raise done.error
+            results.append(done.result)
+            if progress is not None:
+                progress(steps)
+        results.sort(key=lambda res: (res[1]["replicate"], res[1]["arm"] != "baseline"))
+    else:
+        results = [_arm_run(job, steps, window, tuple(outcomes), progress) for job in jobs]
+    series = [ts for ts, _ in results]
+    rows = [row for _, row in results]
     values = pd.DataFrame(rows)
     return Comparison(
         baseline=baseline,
@@ -158,6 +171,20 @@ def compare(
         window=window,
         seconds=time.perf_counter() - start,
     )
+
+
+def _arm_run(
+    job: tuple[str, Scenario, int],
+    steps: int,
+    window: int,
+    outcomes: tuple[str, ...],
+    progress: Callable[[int], None] | None = None,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """One replicate of one arm: its weekly series (with ``arm``) and its window means."""
+    arm, scenario, r = job
+    ts, _ = run_replicate(scenario, r, steps=steps, progress=progress, record_villages=False)
+    ts.insert(0, "arm", arm)
+    return ts, {"arm": arm, "replicate": r, **window_means(ts, outcomes, window, horizon=steps)}
 
 
 def summary_lines(c: Comparison, limit: list[str] | None = None) -> list[str]:
@@ -207,7 +234,7 @@ def comparison_figures(c: Comparison, folder: Path) -> list[Path]:
     ts = c.timeseries
     panels = [o for o in ("unmet_need_share", "active_volunteers", "mean_trust", "elders_with_unmet_need") if o in ts.columns]
     n = c.replicates
-    tq = stats.t.ppf(0.975, n - 1)
+    tq = t_multiplier(n)
     colours = {"baseline": "#4c72b0", "intervention": "#dd8452"}
 
     fig, axes = plt.subplots(2, 2, figsize=(10, 6.5), sharex=True)

@@ -43,10 +43,32 @@ from villagesim.config.loading import apply_overrides
 from villagesim.config.schema import Scenario
 from villagesim.errors import VillagesimError
 from villagesim.experiments.design import Design, Experiment, build_design
+from villagesim.runs.backends import (
+    Backend,
+    DaskBackend,
+    SerialBackend,
+    check_workers,
+    close_client,
+    make_client,
+    make_jobqueue_cluster,
+)
 from villagesim.runs.folder import provenance, write_json
 from villagesim.runs.runner import run_replicate
+from villagesim.runs.stats import window_means
 
-__all__ = ["RunSpec", "TaskResult", "run_task", "SweepStore", "sweep", "SweepReport", "outcome_values", "make_client"]
+__all__ = [
+    "RunSpec",
+    "TaskResult",
+    "run_task",
+    "SweepStore",
+    "sweep",
+    "SweepReport",
+    "outcome_values",
+    "make_client",
+    "close_client",
+    "check_workers",
+    "make_jobqueue_cluster",
+]
 
 RUNS = "runs"
 TIMESERIES = "timeseries"
@@ -78,9 +100,14 @@ class TaskResult:
 
 
 def outcome_values(ts: pd.DataFrame, outcomes: list[str], window: int) -> dict[str, float]:
-    """A run's outcomes: the mean of each column over its last ``window`` weeks."""
-    tail = ts[ts["step"] > ts["step"].max() - window]
-    return {o: float(tail[o].mean()) for o in outcomes}
+    """A run's outcomes: the mean of each column over its last ``window`` weeks.
+
+    Args:
+        ts: the run's weekly time series.
+        outcomes: the columns to average.
+        window: weeks averaged.
+    """
+    return window_means(ts, outcomes, window)
 
 
 def run_task(
@@ -319,6 +346,7 @@ def sweep(
     exp: Experiment,
     out: str | Path,
     *,
+    backend: Backend | None = None,
     client: Any = None,
     max_runs: int | None = None,
     steps: int | None = None,
@@ -333,13 +361,15 @@ def sweep(
     Args:
         exp: a loaded experiment.
         out: the store folder; created, or resumed when it holds the same experiment and horizon.
-        client: a ``distributed.Client``; ``None`` runs every task in this process.
+        backend: where the tasks run (default: this process; see :mod:`villagesim.runs.backends`).
+        client: a ``distributed.Client`` to run them on instead (wrapped in a Dask backend, not closed).
         max_runs: only the first ``max_runs`` runs of the design (a quick look).
         steps: horizon in weeks instead of the experiment's.
         runs_per_task: runs per Dask task (default: the replicates of a point, at least 4).
         max_inflight: tasks submitted at once (default: twice the threads of the workers present,
             at least 4, looked up again every 2 seconds as workers join or leave).
-        retries: times Dask retries a task that raised outside a run (a run's own error is recorded, not retried).
+        retries: times Dask retries a task that raised outside a run (a run's own error is recorded, not
+            retried); used for ``client`` (a backend has its own).
         retry_failed: run again the runs recorded as failed.
         progress: show a progress bar on stderr.
 
@@ -370,9 +400,11 @@ def sweep(
     done_before = len([d for d in done if d < selected])
     failed_in_selection = len([f for f in failed_before if f < selected and f not in done])
     per_task = int(runs_per_task or max(exp.replicates, 4))
-    tasks = _tasks(design, todo, per_task)
+    if backend is None:
+        backend = DaskBackend(client, retries=retries) if client is not None else SerialBackend()
     base = exp.base
     args = (steps, exp.outcomes, window, exp.timeseries)
+    jobs = ((base, runs, *args) for runs in _tasks(design, todo, per_task))
     failed_now = 0
     ran = 0
     n_tasks = 0
@@ -390,49 +422,11 @@ def sweep(
         )
 
     try:
-        if client is None:
-            for runs in tasks:
-                n_tasks += 1
-                record(run_task(base, runs, *args))
-        else:
-            from distributed import as_completed
-
-            pending = as_completed()
-            inflight: dict[Any, list[RunSpec]] = {}
-            cached = [float("-inf"), 4]
-
-            def limit() -> int:
-                """Tasks to keep submitted: fixed, or twice the threads of the workers now present."""
-                if max_inflight is not None:
-                    return max(1, int(max_inflight))
-                now = time.monotonic()
-                if now - cached[0] > 2.0:  # workers come and go (batch jobs, deaths): look again now and then
-                    cached[:] = [now, max(4, 2 * sum(client.nthreads().values()))]
-                return int(cached[1])
-
-            def top_up() -> None:
-                nonlocal n_tasks
-                while len(inflight) < limit():
-                    runs = next(tasks, None)
-                    if runs is None:
-                        return
-                    n_tasks += 1
-                    key = f"villagesim-run-{runs[0].run_id}-{runs[-1].run_id}-{uuid.uuid4().hex[:8]}"
-                    fut = client.submit(run_task, base, runs, *args, key=key, pure=False, retries=retries)
-                    inflight[fut] = runs
-                    pending.add(fut)
-
-            top_up()
-            for fut in pending:
-                runs = inflight.pop(fut)
-                try:
-                    result = fut.result()
-                except Exception as exc:  # the task itself failed (e.g. it killed its workers)
-                    result = _task_failure(runs, exc)
-                fut.release()
-                record(result)
-                del result
-                top_up()
+        for done in backend.as_completed(_run_task, jobs, max_inflight=max_inflight, key=_task_key):
+            n_tasks += 1
+            runs = done.task[1]
+            record(done.result if done.ok else _task_failure(runs, done.error))
+            del done
     finally:
         bar.close()
     return SweepReport(
@@ -444,6 +438,16 @@ def sweep(
         seconds=time.perf_counter() - start,
         tasks=n_tasks,
     )
+
+
+def _run_task(job: tuple[Any, ...]) -> TaskResult:
+    """:func:`run_task` of one task's arguments (looked up at call time, so a test can replace it)."""
+    return run_task(*job)
+
+
+def _task_key(job: tuple[Any, ...]) -> str:
+    runs = job[1]
+    return f"villagesim-run-{runs[0].run_id}-{runs[-1].run_id}-{uuid.uuid4().hex[:8]}"
 
 
 def _task_failure(runs: list[RunSpec], exc: BaseException) -> TaskResult:
@@ -461,140 +465,3 @@ def _task_failure(runs: list[RunSpec], exc: BaseException) -> TaskResult:
         for s in runs
     ]
     return TaskResult([s.run_id for s in runs], pd.DataFrame(), None, failed, 0.0)
-
-
-# --------------------------------------------------------------------- clusters
-def make_client(
-    *,
-    workers: int | None = None,
-    scheduler: str | None = None,
-    scheduler_file: str | None = None,
-    cluster: str | None = None,
-    jobs: int = 1,
-    cores: int = 1,
-    processes: int | None = None,
-    memory: str = "4GB",
-    walltime: str | None = None,
-    queue: str | None = None,
-    account: str | None = None,
-    job_extra: list[str] | None = None,
-    local_directory: str | None = None,
-) -> tuple[Any, Any]:
-    """A Dask client (and the cluster it owns, if any) for ``villagesim sweep``'s options.
-
-    ``workers=0`` means serial (returns ``(None, None)``); ``scheduler``/``scheduler_file``
-    connect to a running scheduler; ``cluster`` (``slurm`` or ``pbs``) starts a
-    dask-jobqueue cluster of ``jobs`` batch jobs; otherwise a local cluster of ``workers``
-    single-threaded worker processes.
-    """
-    import logging
-
-    logging.getLogger("distributed").setLevel(logging.ERROR)
-    from distributed import Client
-
-    if scheduler or scheduler_file:
-        try:
-            client = Client(scheduler_file=scheduler_file, timeout="20s") if scheduler_file else Client(scheduler, timeout="20s")
-        except (OSError, TimeoutError) as exc:
-            raise VillagesimError(f"cannot reach the Dask scheduler {scheduler or scheduler_file}: {exc}") from None
-        check_workers(client)
-        return client, None
-    if cluster:
-        cluster_obj = make_jobqueue_cluster(
-            cluster,
-            cores=cores,
-            processes=processes,
-            memory=memory,
-            walltime=walltime,
-            queue=queue,
-            account=account,
-            job_extra=job_extra,
-            local_directory=local_directory,
-        )
-        cluster_obj.scale(jobs=jobs)
-        return Client(cluster_obj), cluster_obj
-    if workers == 0:
-        return None, None
-    from distributed import LocalCluster
-
-    n = workers or max(1, (os.cpu_count() or 1))
-    local = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=logging.ERROR)
-    return Client(local), local
-
-
-def _worker_version() -> str:
-    from villagesim.version import __version__
-
-    return __version__
-
-
-def check_workers(client: Any) -> None:
-    """Fail early, in words, when the workers present cannot run this version of villagesim."""
-    from villagesim.version import __version__
-
-    if not client.scheduler_info().get("workers"):
-        return  # none yet: batch jobs may still be queued
-    try:
-        versions = client.run(_worker_version)
-    except Exception as exc:
-        raise VillagesimError(
-            f"the Dask workers cannot run villagesim ({type(exc).__name__}: {exc}); "
-            f"install villagesim {__version__} in the workers' Python environment"
-        ) from None
-    other = sorted({v for v in versions.values() if v != __version__})
-    if other:
-        raise VillagesimError(
-            f"the Dask workers run villagesim {', '.join(other)} but this driver runs {__version__}; "
-            "install the same version on both so that results are the same everywhere"
-        )
-
-
-def make_jobqueue_cluster(
-    kind: str,
-    *,
-    cores: int = 1,
-    processes: int | None = None,
-    memory: str = "4GB",
-    walltime: str | None = None,
-    queue: str | None = None,
-    account: str | None = None,
-    job_extra: list[str] | None = None,
-    local_directory: str | None = None,
-) -> Any:
-    """A dask-jobqueue ``SLURMCluster`` or ``PBSCluster``; its workers run single-threaded processes."""
-    import dask_jobqueue
-
-    classes = {"slurm": dask_jobqueue.SLURMCluster, "pbs": dask_jobqueue.PBSCluster}
-    if kind not in classes:
-        raise VillagesimError(f"unknown --cluster {kind!r}; expected slurm or pbs")
-    kwargs: dict[str, Any] = {
-        "cores": cores,
-        "processes": processes or cores,  # one single-threaded process per core: the model holds the GIL
-        "memory": memory,
-        "python": sys.executable,
-    }
-    if walltime:
-        kwargs["walltime"] = walltime
-    if queue:
-        kwargs["queue"] = queue
-    if account:
-        kwargs["account"] = account
-    if job_extra:
-        kwargs["job_extra_directives"] = job_extra
-    if local_directory:
-        kwargs["local_directory"] = local_directory
-    return classes[kind](**kwargs)
-
-
-def close_client(client: Any, cluster: Any) -> None:
-    """Close a client and the cluster it owns (quietly)."""
-    if client is not None:
-        try:
-            client.close()
-        except Exception:  # closing after an interrupt may fail; nothing to keep
-            pass
-    if cluster is not None:
-        try:
-            cluster.close()
-        except Exception:
-            pass

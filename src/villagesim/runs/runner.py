@@ -6,16 +6,18 @@ cluster): its result depends only on the scenario, the seed and the replicate nu
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 from villagesim.config.schema import Scenario
 from villagesim.model import VillageModel
 from villagesim.outputs.sums import KEY_OUTCOMES
+from villagesim.runs.backends import Backend, SerialBackend
+from villagesim.runs.stats import t_interval
 
 ProgressHook = Callable[[int], None]
 """Called with the number of steps just completed (for progress bars)."""
@@ -42,7 +44,18 @@ def run_replicate(
     progress: ProgressHook | None = None,
     record_villages: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Run one replicate; return (timeseries, villages) data frames."""
+    """Run one replicate.
+
+    Args:
+        scenario: the scenario.
+        replicate: replicate number (with the scenario's seed, it fixes every random draw).
+        steps: horizon in weeks (default: the scenario's ``run.steps``).
+        progress: called with 1 after every week.
+        record_villages: keep the per-village outcomes.
+
+    Returns:
+        ``(timeseries, villages)`` data frames.
+    """
     model = VillageModel(scenario, replicate=replicate, steps=steps, record_villages=record_villages)
     for _ in range(model.horizon):
         model.step()
@@ -57,41 +70,69 @@ def run_scenario(
     steps: int | None = None,
     progress: ProgressHook | None = None,
     record_villages: bool = True,
+    backend: Backend | None = None,
 ) -> RunResult:
-    """Run replicates ``0 .. replicates-1`` of a scenario one after the other."""
+    """Run replicates ``0 .. replicates-1`` of a scenario.
+
+    Args:
+        scenario: the scenario.
+        replicates: how many (default: the scenario's ``run.replicates``).
+        steps: horizon in weeks (default: the scenario's ``run.steps``).
+        progress: called with the number of weeks done: every week when the runs are serial,
+            a replicate's weeks when it finishes otherwise.
+        record_villages: keep the per-village outcomes.
+        backend: where the replicates run (default: one after the other in this process); the
+            numbers are the same on every backend.
+
+    Returns:
+        The replicates' outputs, in replicate order.
+    """
     n = replicates if replicates is not None else scenario.run.replicates
+    backend = backend or SerialBackend()
     start = time.perf_counter()
-    series, villages = [], []
-    for r in range(n):
-        ts, vs = run_replicate(scenario, r, steps, progress, record_villages)
-        series.append(ts)
-        villages.append(vs)
+    if backend.parallel:
+        horizon = steps if steps is not None else scenario.run.steps
+        one = functools.partial(run_replicate, scenario, steps=steps, record_villages=record_villages)
+        outputs: dict[int, tuple[pd.DataFrame, pd.DataFrame]] = {}
+        for done in backend.as_completed(one, range(n)):
+            if not done.ok:
+                raise done.error
+            outputs[done.task] = done.result
+            if progress is not None:
+                progress(horizon)
+        results = [outputs[r] for r in range(n)]
+    else:
+        results = [run_replicate(scenario, r, steps, progress, record_villages) for r in range(n)]
     return RunResult(
         scenario=scenario,
-        timeseries=pd.concat(series, ignore_index=True),
-        villages=pd.concat(villages, ignore_index=True),
+        timeseries=pd.concat([ts for ts, _ in results], ignore_index=True),
+        villages=pd.concat([vs for _, vs in results], ignore_index=True),
         seconds=time.perf_counter() - start,
     )
 
 
 def summarise(timeseries: pd.DataFrame, outcomes: list[str] | None = None) -> dict[str, dict[str, float]]:
-    """Final and time-mean values of key outcomes over replicates, with a 95% interval of the final mean."""
-    from scipy import stats
+    """Final and time-mean values of key outcomes over replicates, with a 95% interval of the final mean.
 
+    Args:
+        timeseries: weekly outcomes of one or more replicates.
+        outcomes: the columns (default :data:`~villagesim.outputs.sums.KEY_OUTCOMES`).
+
+    Returns:
+        Per outcome: ``final_mean``, ``final_sd``, ``final_ci95_low``, ``final_ci95_high``, ``time_mean``.
+    """
     outcomes = outcomes or KEY_OUTCOMES
     last = timeseries[timeseries["step"] == timeseries["step"].max()]
     n = len(last)
     out: dict[str, dict[str, float]] = {}
     for name in outcomes:
         finals = last[name].to_numpy(dtype=float)
-        mean = float(finals.mean())
-        sd = float(finals.std(ddof=1)) if n > 1 else 0.0
-        half = float(stats.t.ppf(0.975, n - 1) * sd / np.sqrt(n)) if n > 1 else float("nan")
+        mean, low, high = t_interval(finals)
         out[name] = {
             "final_mean": mean,
-            "final_sd": sd,
-            "final_ci95_low": mean - half if n > 1 else float("nan"),
-            "final_ci95_high": mean + half if n > 1 else float("nan"),
+            "final_sd": float(finals.std(ddof=1)) if n > 1 else 0.0,
+            "final_ci95_low": low,
+            "final_ci95_high": high,
             "time_mean": float(timeseries[name].mean()),
         }
     return out
