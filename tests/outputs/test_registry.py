@@ -6,9 +6,12 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 from villagesim.outputs import columns
 from villagesim.processes import STEP
+
+ROOT = Path(__file__).resolve().parents[2]
 
 NEW_COLUMN = textwrap.dedent(
     """
@@ -70,3 +73,21 @@ def test_reported_columns_come_from_the_step_in_order():
 def test_ratios_are_computed_from_declared_sums():
     for ratio in columns.RATIOS:
         assert ratio.numerator in columns.SUM_WITH_HIDDEN and ratio.denominator in columns.SUM_WITH_HIDDEN
+
+
+def test_data_dictionary_lists_every_column_with_its_unit(tmp_path, capsys, monkeypatch):
+    from villagesim.cli import main
+
+    rows = columns.dictionary()
+    assert [r["name"] for r in rows[3:]] == columns.COLUMNS
+    assert main(["outputs", "--format", "csv"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == "name,unit,label,source,description" and len(printed) == len(rows) + 1
+    out = tmp_path / "run"
+    monkeypatch.chdir(ROOT)
+    assert main(["run", "scenarios/baseline.toml", "--steps", "3", "--out", str(out), "--quiet"]) == 0
+    import pandas as pd
+
+    written = pd.read_csv(out / "columns.csv")
+    ts = pd.read_parquet(out / "timeseries.parquet")
+    assert set(ts.columns) <= set(written["name"])

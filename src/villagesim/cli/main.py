@@ -18,6 +18,32 @@ EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 
 
+DICTIONARY = "columns.csv"
+"""The data dictionary written beside a run's Parquet files."""
+
+
+def _cmd_outputs(args: argparse.Namespace) -> int:
+    """Print the data dictionary of the results files (from the output registry)."""
+    import csv
+    import json
+
+    from villagesim.outputs.columns import dictionary
+
+    rows = dictionary()
+    if args.format == "json":
+        print(json.dumps(rows, ensure_ascii=False, indent=1))
+    elif args.format == "csv":
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        width = max(len(r["name"]) for r in rows)
+        unit = max(len(r["unit"]) for r in rows)
+        for r in rows:
+            print(f"{r['name']:<{width}}  {r['unit']:<{unit}}  {r['source']:<12}  {r['label']}")
+    return 0
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
     from villagesim.config.loading import changed_parameters, load_scenario, scenario_hash
 
@@ -58,6 +84,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from villagesim.config.loading import apply_overrides, load_scenario, scenario_hash, scenario_to_toml
+    from villagesim.outputs.columns import write_dictionary
     from villagesim.outputs.figures import run_figures
     from villagesim.runs.backends import backend_for
     from villagesim.runs.folder import (
@@ -111,6 +138,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             f"# resolved scenario of {loaded.path} (hash {digest[:16]})\n" + scenario_to_toml(scenario), encoding="utf-8"
         )
         run_figures(result.timeseries, tmp / "figures", scenario.name)
+        write_dictionary(tmp / DICTIONARY)
         write_json(summary, tmp / SUMMARY)
     o = summary["outcomes"]
     print(
@@ -143,6 +171,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("scenario", help="scenario TOML file")
     p.set_defaults(func=_cmd_check)
 
+    p = sub.add_parser("outputs", help="list every output column: unit, label, source process, meaning")
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table", help="how to print it (default table)")
+    p.set_defaults(func=_cmd_outputs)
+
     p = sub.add_parser("run", help="run a scenario and write a results folder")
     p.add_argument("scenario", help="scenario TOML file")
     p.add_argument("--out", help="results folder (default results/<scenario name>)")
@@ -172,6 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("villagesim: interrupted; no results were written", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # output piped into a command that stopped reading (e.g. head)
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -202,6 +202,31 @@ def label(name: str) -> str:
     return f"{col.label} ({col.unit})" if col else name
 
 
+def dictionary() -> list[dict[str, str]]:
+    """The data dictionary: one row per public column (name, unit, label, source, meaning),
+    in file order, after the index columns of the results files."""
+    index = [
+        {"name": "step", "unit": "week", "label": "Week", "source": "index", "description": "Week of the run, from 1."},
+        {"name": "replicate", "unit": "", "label": "Replicate", "source": "index", "description": "Replicate number."},
+        {"name": "village", "unit": "", "label": "Village", "source": "index", "description": "Village index (villages.parquet only)."},
+    ]
+    rows = [
+        {"name": c.name, "unit": c.unit, "label": c.label, "source": c.source, "description": c.description}
+        for c in (CATALOGUE[n] for n in COLUMNS)
+    ]
+    return index + rows
+
+
+def write_dictionary(path) -> None:
+    """Write :func:`dictionary` as CSV (``columns.csv`` beside a run's files)."""
+    import csv
+
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["name", "unit", "label", "source", "description"])
+        writer.writeheader()
+        writer.writerows(dictionary())
+
+
 def _check() -> None:
     for r in RATIOS:
         for part in (r.numerator, r.denominator):

@@ -114,6 +114,9 @@ def outcomes_figure(ts: pd.DataFrame, path: Path, columns: list[str] | None = No
     for ax, column in zip(axes.flat, columns, strict=False):
         col = CATALOGUE.get(column)
         ax.plot(means.index / WEEKS_PER_YEAR, means[column].to_numpy(), color="#4c72b0", linewidth=1.2)
+        values = means[column].to_numpy()
+        if len(values) and values.min() >= 0:
+            ax.set_ylim(0, max(float(values.max()) * 1.08, 1.0))
         ax.set_title(col.label if col else column, fontsize=8)
         ax.set_ylabel(col.unit if col else "", fontsize=7)
         ax.tick_params(labelsize=6)
