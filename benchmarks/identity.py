@@ -57,8 +57,13 @@ def _run(path: Path, replicate: int, steps: int, overrides: dict | None = None) 
     frames["facilities"] = pd.DataFrame({k: v for k, v in vars(fac).items() if isinstance(v, np.ndarray)})
     t = inst.treasury
     money = {f"pool_{k}": [float(v)] for k, v in t.pools.items()}
-    money.update(allocated_year=[t.allocated_year], spent_year=[t.spent_year], tb_credited=[inst.tb_credited],
-                 tb_redeemed=[inst.tb_redeemed], tb_expired=[inst.tb_expired])
+    money.update(
+        allocated_year=[t.allocated_year],
+        spent_year=[t.spent_year],
+        tb_credited=[inst.tb_credited],
+        tb_redeemed=[inst.tb_redeemed],
+        tb_expired=[inst.tb_expired],
+    )
     frames["institutions"] = pd.DataFrame(money)
     return frames
 

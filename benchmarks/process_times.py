@@ -28,8 +28,8 @@ def main() -> None:
     from bench import _parse_value, warm_up  # type: ignore[import-not-found]
 
     import villagesim.model as vm
-    from villagesim.processes import STEP
     from villagesim.config.loading import load_scenario
+    from villagesim.processes import STEP
 
     scenario = load_scenario(args.scenario).scenario
     if args.set:

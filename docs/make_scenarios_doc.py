@@ -26,10 +26,38 @@ SCENARIOS = ROOT / "scenarios"
 DOCS = ROOT / "docs"
 
 OUTCOMES = {
-    "platform": ["matched_requests", "match_rate_no_digital", "platform_requests", "unmet_need_share", "mean_trust", "spend_platform"],
-    "time_bank": ["active_volunteers", "volunteer_hours", "redemption_success_rate", "unmet_need_share", "time_bank_outstanding", "spend_subsidies"],
-    "time_bank_untrusted": ["active_volunteers", "volunteer_hours", "redemption_success_rate", "unmet_need_share", "time_bank_outstanding"],
-    "quality_kpi": ["facilities_built", "facilities_idle", "facilities_operating", "met_hours_facility", "met_hours_ngo", "unmet_need_share", "cost_per_met_hour"],
+    "platform": [
+        "matched_requests",
+        "match_rate_no_digital",
+        "platform_requests",
+        "unmet_need_share",
+        "mean_trust",
+        "spend_platform",
+    ],
+    "time_bank": [
+        "active_volunteers",
+        "volunteer_hours",
+        "redemption_success_rate",
+        "unmet_need_share",
+        "time_bank_outstanding",
+        "spend_subsidies",
+    ],
+    "time_bank_untrusted": [
+        "active_volunteers",
+        "volunteer_hours",
+        "redemption_success_rate",
+        "unmet_need_share",
+        "time_bank_outstanding",
+    ],
+    "quality_kpi": [
+        "facilities_built",
+        "facilities_idle",
+        "facilities_operating",
+        "met_hours_facility",
+        "met_hours_ngo",
+        "unmet_need_share",
+        "cost_per_met_hour",
+    ],
     "ngo_purchase": ["met_hours_ngo", "unmet_need_share", "elders_with_unmet_need", "spend_ngo", "cost_per_met_hour"],
     "publicity": ["requests", "hidden_need_hours", "unmet_need_share", "mean_awareness", "spend_publicity"],
     "party_mobilisation": ["active_volunteers", "facilities_operating", "facilities_idle", "unmet_need_share"],

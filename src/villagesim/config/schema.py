@@ -507,9 +507,20 @@ class BudgetSplitConfig(Section):
     and the starting point of an adaptive one."""
 
     facility_building: float = param(0.40, "share of budget", "assumption", "Capital for new facilities.", ge=0.0, le=1.0)
-    facility_running: float = param(0.20, "share of budget", "assumption", "Running funds and paid managers of facilities.", ge=0.0, le=1.0)
-    subsidies: float = param(0.20, "share of budget", "assumption", "Service subsidies: volunteer incentives, alarms, insurance, time-bank guarantee.", ge=0.0, le=1.0)
-    ngo: float = param(0.05, "share of budget", "assumption", "Purchase of NGO services (added to ngo_purchase_budget).", ge=0.0, le=1.0)
+    facility_running: float = param(
+        0.20, "share of budget", "assumption", "Running funds and paid managers of facilities.", ge=0.0, le=1.0
+    )
+    subsidies: float = param(
+        0.20,
+        "share of budget",
+        "assumption",
+        "Service subsidies: volunteer incentives, alarms, insurance, time-bank guarantee.",
+        ge=0.0,
+        le=1.0,
+    )
+    ngo: float = param(
+        0.05, "share of budget", "assumption", "Purchase of NGO services (added to ngo_purchase_budget).", ge=0.0, le=1.0
+    )
     publicity: float = param(0.10, "share of budget", "assumption", "Publicity and mobilisation campaigns.", ge=0.0, le=1.0)
     platform: float = param(0.05, "share of budget", "assumption", "Running the information platform.", ge=0.0, le=1.0)
 
@@ -531,16 +542,56 @@ BUDGET_USES = ["facility_building", "facility_running", "subsidies", "ngo", "pub
 class GovernmentConfig(Section):
     """How the township/county government decides and what things cost."""
 
-    adaptation_rate: float = param(0.5, "per year", "assumption", "How far an adaptive split moves toward the KPI's target each year.", ge=0.0, le=1.0)
-    count_building_share: float = param(0.6, "share of budget", "assumption", "Building share a government judged on facilities counted steers toward.", ge=0.0, le=1.0)
-    quality_building_share: float = param(0.25, "share of budget", "assumption", "Building share under the quality regime while there is something left to build.", ge=0.0, le=1.0)
-    feedback_delay_max_years: int = param(2, "years", "assumption", "Delay of feedback to government without any feedback mechanism.", ge=0, le=10)
-    feedback_loss_max: float = param(0.5, "share", "assumption", "Share of idle facilities never reported without any feedback mechanism.", ge=0.0, le=1.0)
-    paid_care_price_per_hour: float = param(25.0, "RMB per hour", "service_subsidy_per_hour_rmb", "Price of an hour of paid care (time-bank guarantee).", ge=0.0, le=1000.0)
-    publicity_cost_per_village_year: float = param(8000.0, "RMB per village per year at full effort", "assumption", "Cost of publicity.", ge=0.0, le=1e7)
-    platform_cost_per_village_year: float = param(4000.0, "RMB per village per year", "assumption", "Cost of running the platform incl. information collectors.", ge=0.0, le=1e7)
-    alarm_cost_per_year: float = param(300.0, "RMB per alarm per year", "assumption", "Cost of a wearable alarm and its service.", ge=0.0, le=1e5)
-    insurance_premium_per_volunteer_year: float = param(60.0, "RMB per volunteer per year", "assumption", "Liability insurance premium.", ge=0.0, le=1e5)
+    adaptation_rate: float = param(
+        0.5, "per year", "assumption", "How far an adaptive split moves toward the KPI's target each year.", ge=0.0, le=1.0
+    )
+    count_building_share: float = param(
+        0.6,
+        "share of budget",
+        "assumption",
+        "Building share a government judged on facilities counted steers toward.",
+        ge=0.0,
+        le=1.0,
+    )
+    quality_building_share: float = param(
+        0.25,
+        "share of budget",
+        "assumption",
+        "Building share under the quality regime while there is something left to build.",
+        ge=0.0,
+        le=1.0,
+    )
+    feedback_delay_max_years: int = param(
+        2, "years", "assumption", "Delay of feedback to government without any feedback mechanism.", ge=0, le=10
+    )
+    feedback_loss_max: float = param(
+        0.5, "share", "assumption", "Share of idle facilities never reported without any feedback mechanism.", ge=0.0, le=1.0
+    )
+    paid_care_price_per_hour: float = param(
+        25.0,
+        "RMB per hour",
+        "service_subsidy_per_hour_rmb",
+        "Price of an hour of paid care (time-bank guarantee).",
+        ge=0.0,
+        le=1000.0,
+    )
+    publicity_cost_per_village_year: float = param(
+        8000.0, "RMB per village per year at full effort", "assumption", "Cost of publicity.", ge=0.0, le=1e7
+    )
+    platform_cost_per_village_year: float = param(
+        4000.0,
+        "RMB per village per year",
+        "assumption",
+        "Cost of running the platform incl. information collectors.",
+        ge=0.0,
+        le=1e7,
+    )
+    alarm_cost_per_year: float = param(
+        300.0, "RMB per alarm per year", "assumption", "Cost of a wearable alarm and its service.", ge=0.0, le=1e5
+    )
+    insurance_premium_per_volunteer_year: float = param(
+        60.0, "RMB per volunteer per year", "assumption", "Liability insurance premium.", ge=0.0, le=1e5
+    )
 
 
 class FacilitiesConfig(Section):
@@ -550,18 +601,60 @@ class FacilitiesConfig(Section):
     """
 
     initial_coverage: list[Share] = param(
-        [0.7129, 0.0, 0.0], "share of villages per kind", "happiness_homes_village_coverage_shaanxi_2020",
+        [0.7129, 0.0, 0.0],
+        "share of villages per kind",
+        "happiness_homes_village_coverage_shaanxi_2020",
         "Villages that already have a facility of each kind at the start (built, not necessarily running).",
-        min_length=3, max_length=3,
+        min_length=3,
+        max_length=3,
     )
-    build_cost: list[NonNeg] = param([80000.0, 20000.0, 50000.0], "RMB per facility", "assumption", "Capital cost of one facility.", min_length=3, max_length=3)
-    running_cost_per_year: list[NonNeg] = param([10000.0, 2000.0, 20000.0], "RMB per year", "assumption", "Running cost (utilities, food, upkeep) without a paid manager.", min_length=3, max_length=3)
-    capacity_hours: list[NonNeg] = param([80.0, 25.0, 60.0], "hours of service per week", "assumption", "Service an operating facility gives.", min_length=3, max_length=3)
-    max_per_village: list[Annotated[int, Field(ge=0, le=50)]] = param([1, 4, 1], "facilities per village", "assumption", "Most facilities of each kind in one village.", min_length=3, max_length=3)
+    build_cost: list[NonNeg] = param(
+        [80000.0, 20000.0, 50000.0], "RMB per facility", "assumption", "Capital cost of one facility.", min_length=3, max_length=3
+    )
+    running_cost_per_year: list[NonNeg] = param(
+        [10000.0, 2000.0, 20000.0],
+        "RMB per year",
+        "assumption",
+        "Running cost (utilities, food, upkeep) without a paid manager.",
+        min_length=3,
+        max_length=3,
+    )
+    capacity_hours: list[NonNeg] = param(
+        [80.0, 25.0, 60.0],
+        "hours of service per week",
+        "assumption",
+        "Service an operating facility gives.",
+        min_length=3,
+        max_length=3,
+    )
+    max_per_village: list[Annotated[int, Field(ge=0, le=50)]] = param(
+        [1, 4, 1],
+        "facilities per village",
+        "assumption",
+        "Most facilities of each kind in one village.",
+        min_length=3,
+        max_length=3,
+    )
     manager_wage_per_year: float = param(9600.0, "RMB per year", "assumption", "Wage of a paid facility manager.", ge=0.0, le=1e6)
-    volunteer_manager_rate: float = param(0.5, "per year", "assumption", "Rate at which an unmanaged facility finds a volunteer manager.", ge=0.0, le=52.0)
-    party_manager_rate: float = param(3.0, "per year at full mobilisation", "assumption", "Rate at which a party member takes on an unmanaged facility.", ge=0.0, le=52.0)
-    quality_recruitment_boost: float = param(2.0, "multiplier", "assumption", "Committees judged on service quality recruit managers this much faster.", ge=1.0, le=20.0)
+    volunteer_manager_rate: float = param(
+        0.5, "per year", "assumption", "Rate at which an unmanaged facility finds a volunteer manager.", ge=0.0, le=52.0
+    )
+    party_manager_rate: float = param(
+        3.0,
+        "per year at full mobilisation",
+        "assumption",
+        "Rate at which a party member takes on an unmanaged facility.",
+        ge=0.0,
+        le=52.0,
+    )
+    quality_recruitment_boost: float = param(
+        2.0,
+        "multiplier",
+        "assumption",
+        "Committees judged on service quality recruit managers this much faster.",
+        ge=1.0,
+        le=20.0,
+    )
     manager_quit_rate: float = param(0.4, "per year", "assumption", "Rate at which unpaid managers give up.", ge=0.0, le=52.0)
     reach_km: float = param(1.0, "km", "assumption", "Elders within this distance use a facility.", gt=0.0, le=50.0)
 
@@ -570,9 +663,13 @@ class NGOConfig(Section):
     """Social organisations (社会组织) that sell professional care to the government."""
 
     count: int = param(2, "NGOs", "assumption", "NGOs active in the county (at the township seat).", ge=0, le=100)
-    hours_per_week: float = param(150.0, "hours per week per NGO", "assumption", "Professional hours an NGO can deliver.", ge=0.0, le=1e5)
+    hours_per_week: float = param(
+        150.0, "hours per week per NGO", "assumption", "Professional hours an NGO can deliver.", ge=0.0, le=1e5
+    )
     cost_per_hour: float = param(25.0, "RMB per hour", "assumption", "An NGO's own cost of an hour of care.", ge=0.0, le=1000.0)
-    travel_cost_per_km: float = param(1.5, "RMB per km", "assumption", "Travel cost per km of a visit (one way).", ge=0.0, le=100.0)
+    travel_cost_per_km: float = param(
+        1.5, "RMB per km", "assumption", "Travel cost per km of a visit (one way).", ge=0.0, le=100.0
+    )
     hours_per_visit: float = param(2.0, "hours", "assumption", "Hours of care delivered per visit.", gt=0.0, le=24.0)
     quality: float = param(0.9, "0..1", "assumption", "Quality of NGO care as experienced by the elder.", ge=0.0, le=1.0)
 
@@ -590,10 +687,33 @@ class TimeBankConfig(Section):
     account_cap_hours: float = param(
         1500.0, "hours", "time_bank_account_cap_nanjing", "Largest balance an account can hold.", ge=0.0, le=100000.0
     )
-    honour_rate: float = param(1.0, "probability", "assumption", "The bank's operator processes a redemption request at all (institutional reliability).", ge=0.0, le=1.0)
-    initial_trust: float = param(0.5, "0..1", "assumption", "Villagers' initial trust that credit will be honoured.", ge=0.0, le=1.0)
-    trust_rate: float = param(0.3, "per redemption", "assumption", "How far one redemption outcome moves the family's trust in the bank.", ge=0.0, le=1.0)
-    word_of_mouth: float = param(0.05, "per week", "assumption", "How fast trust in the bank follows the village's recent redemption success.", ge=0.0, le=1.0)
+    honour_rate: float = param(
+        1.0,
+        "probability",
+        "assumption",
+        "The bank's operator processes a redemption request at all (institutional reliability).",
+        ge=0.0,
+        le=1.0,
+    )
+    initial_trust: float = param(
+        0.5, "0..1", "assumption", "Villagers' initial trust that credit will be honoured.", ge=0.0, le=1.0
+    )
+    trust_rate: float = param(
+        0.3,
+        "per redemption",
+        "assumption",
+        "How far one redemption outcome moves the family's trust in the bank.",
+        ge=0.0,
+        le=1.0,
+    )
+    word_of_mouth: float = param(
+        0.05,
+        "per week",
+        "assumption",
+        "How fast trust in the bank follows the village's recent redemption success.",
+        ge=0.0,
+        le=1.0,
+    )
 
 
 class PlatformConfig(Section):
@@ -609,20 +729,36 @@ class PlatformConfig(Section):
         le=1.0,
         label="Offline channel coverage",
     )
-    rounds: int = param(2, "rounds", "assumption", "Assignment rounds per week (a volunteer can take one request per round).", ge=1, le=10)
+    rounds: int = param(
+        2, "rounds", "assumption", "Assignment rounds per week (a volunteer can take one request per round).", ge=1, le=10
+    )
 
 
 class PolicyConfig(Section):
     """The levers a planner pulls (off in the baseline)."""
 
     budget: float = param(
-        120000.0, "RMB per year", "assumption", "Budget of the mutual-aid programme for all villages of the scenario.", ge=0.0, le=1e10, label="Budget"
+        120000.0,
+        "RMB per year",
+        "assumption",
+        "Budget of the mutual-aid programme for all villages of the scenario.",
+        ge=0.0,
+        le=1e10,
+        label="Budget",
     )
     allocation: Literal["fixed", "adaptive"] = param(
-        "adaptive", "choice", "assumption", "Fixed budget split, or adaptive toward the evaluation KPI (today's practice).", label="Budget allocation"
+        "adaptive",
+        "choice",
+        "assumption",
+        "Fixed budget split, or adaptive toward the evaluation KPI (today's practice).",
+        label="Budget allocation",
     )
     evaluation_regime: Literal["count", "quality"] = param(
-        "count", "choice", "assumption", "What the government is evaluated on: facilities counted, or service quality.", label="Evaluation regime"
+        "count",
+        "choice",
+        "assumption",
+        "What the government is evaluated on: facilities counted, or service quality.",
+        label="Evaluation regime",
     )
     incentive_per_hour: float = param(
         0.0,
@@ -657,8 +793,24 @@ class PolicyConfig(Section):
         le=1.0,
         label="Transparency",
     )
-    ngo_purchase_budget: float = param(0.0, "RMB per year", "assumption", "Earmarked budget for purchasing NGO services.", ge=0.0, le=1e10, label="NGO purchase budget")
-    ngo_price_per_hour: float = param(40.0, "RMB per hour", "assumption", "Contract price the government pays NGOs per hour of care.", ge=0.0, le=1000.0, label="NGO contract price")
+    ngo_purchase_budget: float = param(
+        0.0,
+        "RMB per year",
+        "assumption",
+        "Earmarked budget for purchasing NGO services.",
+        ge=0.0,
+        le=1e10,
+        label="NGO purchase budget",
+    )
+    ngo_price_per_hour: float = param(
+        40.0,
+        "RMB per hour",
+        "assumption",
+        "Contract price the government pays NGOs per hour of care.",
+        ge=0.0,
+        le=1000.0,
+        label="NGO contract price",
+    )
     wearable_alarms: float = param(
         0.0,
         "share of at-risk elders",
@@ -669,7 +821,13 @@ class PolicyConfig(Section):
         label="Wearable alarms",
     )
     feedback_mechanism: float = param(
-        0.0, "0..1", "assumption", "Multi-actor feedback (互通机制): cuts delay and loss of feedback.", ge=0.0, le=1.0, label="Feedback mechanism"
+        0.0,
+        "0..1",
+        "assumption",
+        "Multi-actor feedback (互通机制): cuts delay and loss of feedback.",
+        ge=0.0,
+        le=1.0,
+        label="Feedback mechanism",
     )
     split: BudgetSplitConfig = Field(default_factory=BudgetSplitConfig)
     time_bank: TimeBankConfig = Field(default_factory=TimeBankConfig)

@@ -47,15 +47,28 @@ RECORDED: tuple[Output, ...] = (
     Output("elders_alone", "persons", "Elders living alone", "Resident elders with nobody else in their household."),
     Output("disabled_elders", "persons", "Elders needing care", "Resident elders at care level 1 or above."),
     Output("need_hours", "hours/week", "Care need", "Hours of care the resident elders need this week, all kinds."),
-    *(Output(f"need_{k}", "hours/week", f"Need: {k.replace('_', ' ')}", f"Hours of {k.replace('_', ' ')} needed.") for k in KINDS),
-    *(Output(f"met_hours_{s}", "hours/week", f"Met by {_SOURCE_LABELS.get(s, s)}", f"Hours of need met by {_SOURCE_LABELS.get(s, s)}.") for s in SOURCES),
+    *(
+        Output(f"need_{k}", "hours/week", f"Need: {k.replace('_', ' ')}", f"Hours of {k.replace('_', ' ')} needed.")
+        for k in KINDS
+    ),
+    *(
+        Output(
+            f"met_hours_{s}",
+            "hours/week",
+            f"Met by {_SOURCE_LABELS.get(s, s)}",
+            f"Hours of need met by {_SOURCE_LABELS.get(s, s)}.",
+        )
+        for s in SOURCES
+    ),
     Output("unmet_hours", "hours/week", "Unmet need", "Hours of need nobody met this week."),
     Output("hidden_need_hours", "hours/week", "Hidden unmet need", "Unmet hours of elders who did not ask for help."),
     Output("elders_with_unmet_need", "persons", "Elders with unmet need", "Resident elders with more than 0.01 h of unmet need."),
     Output("requests", "requests/week", "Requests for help", "Elders who asked for help this week."),
     Output("handled_requests", "requests/week", "Requests handled", "Requests the committee or the platform took up."),
     Output("matched_requests", "requests/week", "Requests matched", "Requests that got some help through a match."),
-    Output("volunteer_candidates", "persons", "Volunteer candidates", "Residents who could volunteer (18-59 and healthy young-old)."),
+    Output(
+        "volunteer_candidates", "persons", "Volunteer candidates", "Residents who could volunteer (18-59 and healthy young-old)."
+    ),
     Output("active_volunteers", "persons", "Active volunteers", "Candidates who volunteered this week."),
     Output("volunteer_hours", "hours/week", "Volunteer hours served", "Hours volunteers served this week."),
     Output("emergencies", "events/week", "Emergencies", "Acute events of elders this week."),
@@ -64,12 +77,19 @@ RECORDED: tuple[Output, ...] = (
     Output("outmigrations", "persons/week", "Out-migrations", "Residents who left to work or live away."),
     Output("returns", "persons/week", "Returns", "Migrants who came back."),
     Output("need_hours_alone", "hours/week", "Need of elders living alone", "Care need of resident elders living alone."),
-    Output("unmet_hours_alone", "hours/week", "Unmet need of elders living alone", "Unmet hours of resident elders living alone."),
+    Output(
+        "unmet_hours_alone", "hours/week", "Unmet need of elders living alone", "Unmet hours of resident elders living alone."
+    ),
     Output("_trust_sum", "sum of 0..1", "Trust, summed over elders", "Feeds mean_trust."),
     Output("_awareness_sum", "sum of 0..1", "Awareness, summed over elders", "Feeds mean_awareness."),
     Output("_satisfaction_sum", "sum of 0..1", "Satisfaction, summed over elders", "Feeds mean_satisfaction."),
     Output("_answer_hours_sum", "hours", "Hours to answer emergencies, summed", "Feeds mean_answer_hours."),
-    Output("_met_hours_services", "hours/week", "Hours met by services", "Met hours of every source but family; feeds cost_per_met_hour."),
+    Output(
+        "_met_hours_services",
+        "hours/week",
+        "Hours met by services",
+        "Met hours of every source but family; feeds cost_per_met_hour.",
+    ),
 )
 """Sums counted by :func:`~villagesim.outputs.sums.village_sums` from the state (in this order)."""
 
@@ -89,14 +109,48 @@ class Ratio:
 
 
 RATIOS: tuple[Ratio, ...] = (
-    Ratio("unmet_need_share", "unmet_hours", "need_hours", 0.0, "share (0-1)", "Unmet need share", "Unmet hours over need hours."),
-    Ratio("share_60plus", "elders", "residents", 0.0, "share (0-1)", "Share of residents aged 60+", "Resident elders over residents."),
+    Ratio(
+        "unmet_need_share", "unmet_hours", "need_hours", 0.0, "share (0-1)", "Unmet need share", "Unmet hours over need hours."
+    ),
+    Ratio(
+        "share_60plus",
+        "elders",
+        "residents",
+        0.0,
+        "share (0-1)",
+        "Share of residents aged 60+",
+        "Resident elders over residents.",
+    ),
     Ratio("mean_trust", "_trust_sum", "elders", 0.0, "0-1", "Mean trust in the committee", "Mean over resident elders."),
     Ratio("mean_awareness", "_awareness_sum", "elders", 0.0, "0-1", "Mean awareness of mutual aid", "Mean over resident elders."),
     Ratio("mean_satisfaction", "_satisfaction_sum", "elders", 0.0, "0-1", "Mean satisfaction", "Mean over resident elders."),
-    Ratio("request_match_rate", "matched_requests", "requests", 0.0, "share (0-1)", "Share of requests matched", "Matched requests over requests."),
-    Ratio("mean_answer_hours", "_answer_hours_sum", "emergencies", 0.0, "hours", "Mean hours to answer an emergency", "Over this week's emergencies."),
-    Ratio("unmet_share_alone", "unmet_hours_alone", "need_hours_alone", 0.0, "share (0-1)", "Unmet need share, elders alone", "For elders living alone."),
+    Ratio(
+        "request_match_rate",
+        "matched_requests",
+        "requests",
+        0.0,
+        "share (0-1)",
+        "Share of requests matched",
+        "Matched requests over requests.",
+    ),
+    Ratio(
+        "mean_answer_hours",
+        "_answer_hours_sum",
+        "emergencies",
+        0.0,
+        "hours",
+        "Mean hours to answer an emergency",
+        "Over this week's emergencies.",
+    ),
+    Ratio(
+        "unmet_share_alone",
+        "unmet_hours_alone",
+        "need_hours_alone",
+        0.0,
+        "share (0-1)",
+        "Unmet need share, elders alone",
+        "For elders living alone.",
+    ),
     Ratio(
         "match_rate_no_digital",
         "matched_requests_no_digital",
@@ -208,7 +262,13 @@ def dictionary() -> list[dict[str, str]]:
     index = [
         {"name": "step", "unit": "week", "label": "Week", "source": "index", "description": "Week of the run, from 1."},
         {"name": "replicate", "unit": "", "label": "Replicate", "source": "index", "description": "Replicate number."},
-        {"name": "village", "unit": "", "label": "Village", "source": "index", "description": "Village index (villages.parquet only)."},
+        {
+            "name": "village",
+            "unit": "",
+            "label": "Village",
+            "source": "index",
+            "description": "Village index (villages.parquet only).",
+        },
     ]
     rows = [
         {"name": c.name, "unit": c.unit, "label": c.label, "source": c.source, "description": c.description}

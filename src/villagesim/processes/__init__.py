@@ -43,7 +43,21 @@ from villagesim.processes.base import Output, Process
 
 STEP: tuple[Process, ...] = tuple(
     module.PROCESS
-    for module in (funding, demography, health, needs, family, asking, volunteering, matching, ngo, facilities, finance, budget, trust)
+    for module in (
+        funding,
+        demography,
+        health,
+        needs,
+        family,
+        asking,
+        volunteering,
+        matching,
+        ngo,
+        facilities,
+        finance,
+        budget,
+        trust,
+    )
 )
 """The processes of a step, in order."""
 

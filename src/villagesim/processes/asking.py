@@ -22,7 +22,6 @@ from villagesim.state.population import World
 NAME = "asking"
 
 
-
 @njit
 def _hours_kernel(remaining, elders, awareness, trust, intercept, by_awareness, by_trust):
     """Hours still needed per elder and the logit's terms without the need term.

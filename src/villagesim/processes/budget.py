@@ -194,7 +194,6 @@ def _fund_running(world: World, scenario: Scenario, known: np.ndarray) -> None:
     tr.pools["facility_running"] = pool - float(grant.sum())
 
 
-
 def init(world: World, scenario: Scenario, rng: np.random.Generator) -> None:
     """The budget of year 0, decided when the model is built."""
     decide_year(world, scenario, rng, None, 0)
@@ -213,7 +212,22 @@ PROCESS = Process(
     init=init,
     levers="intended",
     stream="institutions",  # the stream key of this process since the first release: keeps its draws
-    reads=("institutions.treasury", "institutions.facilities", "institutions.reports", "persons.village", "persons.age", "scenario.policy", "scenario.government", "scenario.facilities"),
-    writes=("institutions.treasury", "institutions.facilities", "institutions.reports", "institutions.incentive_unpaid", "institutions.pending_building_spend"),
+    reads=(
+        "institutions.treasury",
+        "institutions.facilities",
+        "institutions.reports",
+        "persons.village",
+        "persons.age",
+        "scenario.policy",
+        "scenario.government",
+        "scenario.facilities",
+    ),
+    writes=(
+        "institutions.treasury",
+        "institutions.facilities",
+        "institutions.reports",
+        "institutions.incentive_unpaid",
+        "institutions.pending_building_spend",
+    ),
     section="3.11 the government's yearly budget",
 )

@@ -27,7 +27,6 @@ from villagesim.state.population import AWAY, DEAD, RESIDENT, World
 NAME = "demography"
 
 
-
 def annual_hazard(age: np.ndarray, care_level: np.ndarray, scenario: Scenario) -> np.ndarray:
     """Gompertz hazard per year by age, raised by care level."""
     h = scenario.health

@@ -500,13 +500,35 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
 PROCESS = Process(
     name="facilities",
     run=run,
-    reads=("institutions.facilities", "week.elders", "week.remaining", "persons.awareness", "persons.care_level", "persons.household", "households.x", "households.y", "scenario.facilities"),
+    reads=(
+        "institutions.facilities",
+        "week.elders",
+        "week.remaining",
+        "persons.awareness",
+        "persons.care_level",
+        "persons.household",
+        "households.x",
+        "households.y",
+        "scenario.facilities",
+    ),
     writes=("institutions.facilities", "institutions.treasury", "week.remaining", "week.met.facility"),
     outputs=(
         Output("facilities_built", "facilities", "Facilities built", "Happiness homes, mutual-aid points and canteens standing."),
-        Output("facilities_operating", "facilities", "Facilities operating", "Built facilities with a manager and running funds this week."),
-        Output("facilities_idle", "facilities", "Facilities idle", "Built facilities without a manager or running funds this week."),
-        Output("spend_facility_running", "RMB/week", "Spending on running facilities", "Running costs and wages paid from facilities' balances."),
+        Output(
+            "facilities_operating",
+            "facilities",
+            "Facilities operating",
+            "Built facilities with a manager and running funds this week.",
+        ),
+        Output(
+            "facilities_idle", "facilities", "Facilities idle", "Built facilities without a manager or running funds this week."
+        ),
+        Output(
+            "spend_facility_running",
+            "RMB/week",
+            "Spending on running facilities",
+            "Running costs and wages paid from facilities' balances.",
+        ),
     ),
     section="3.9 facilities",
 )

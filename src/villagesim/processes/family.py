@@ -195,7 +195,15 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
 PROCESS = Process(
     name="family",
     run=run,
-    reads=("persons.status", "persons.age", "persons.care_level", "persons.household", "persons.lineage", "week.elders", "week.remaining"),
+    reads=(
+        "persons.status",
+        "persons.age",
+        "persons.care_level",
+        "persons.household",
+        "persons.lineage",
+        "week.elders",
+        "week.remaining",
+    ),
     writes=("week.remaining", "week.met.family"),
     section="3.4 family care",
 )

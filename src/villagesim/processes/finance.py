@@ -31,7 +31,6 @@ from villagesim.state.population import World
 NAME = "finance"
 
 
-
 def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) -> None:
     del rng  # deterministic
     inst = world.institutions
@@ -81,7 +80,16 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
 PROCESS = Process(
     name="finance",
     run=run,
-    reads=("institutions.treasury", "persons.served_hours", "persons.active", "persons.alarm", "persons.status", "persons.lineage", "scenario.government", "scenario.policy"),
+    reads=(
+        "institutions.treasury",
+        "persons.served_hours",
+        "persons.active",
+        "persons.alarm",
+        "persons.status",
+        "persons.lineage",
+        "scenario.government",
+        "scenario.policy",
+    ),
     writes=(
         "institutions.treasury",
         "institutions.incentive_unpaid",
@@ -92,13 +100,35 @@ PROCESS = Process(
         "persons.tb_trust",
     ),
     outputs=(
-        Output("spend_facility_building", "RMB/week", "Spending on building facilities", "The year's building money, booked in its first week."),
+        Output(
+            "spend_facility_building",
+            "RMB/week",
+            "Spending on building facilities",
+            "The year's building money, booked in its first week.",
+        ),
         SPEND_SUBSIDIES,
         Output("spend_publicity", "RMB/week", "Spending on publicity", "Publicity and mobilisation paid this week."),
-        Output("spend_platform", "RMB/week", "Spending on the platform", "The information platform's running cost paid this week."),
-        Output("time_bank_credited", "credit-hours/week", "Time-bank credit earned", "Credit-hours issued to volunteers for hours served."),
-        Output("time_bank_expired", "credit-hours/week", "Time-bank credit expired", "Credit above the account cap, and the balances of the dead."),
-        Output("time_bank_outstanding", "credit-hours", "Time-bank credit outstanding", "Credit held by the living at the end of the week."),
+        Output(
+            "spend_platform", "RMB/week", "Spending on the platform", "The information platform's running cost paid this week."
+        ),
+        Output(
+            "time_bank_credited",
+            "credit-hours/week",
+            "Time-bank credit earned",
+            "Credit-hours issued to volunteers for hours served.",
+        ),
+        Output(
+            "time_bank_expired",
+            "credit-hours/week",
+            "Time-bank credit expired",
+            "Credit above the account cap, and the balances of the dead.",
+        ),
+        Output(
+            "time_bank_outstanding",
+            "credit-hours",
+            "Time-bank credit outstanding",
+            "Credit held by the living at the end of the week.",
+        ),
         Output("spend_total", "RMB/week", "Spending, all uses", "Everything the government paid this week."),
     ),
     section="3.10 paying for the week's services; time-bank credits",

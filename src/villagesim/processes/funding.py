@@ -71,7 +71,6 @@ def effective_scenario(scenario: Scenario, world: World) -> Scenario:
     return effective
 
 
-
 def reallocate(world: World, scenario: Scenario) -> None:
     """After a lever change mid-year: re-split the unspent flexible pools over the uses that
     now have something to pay for (building and running funds are already committed)."""
@@ -103,6 +102,12 @@ PROCESS = Process(
     run=run,
     levers="intended",
     reads=("institutions.treasury", "institutions.incentive_unpaid", "villages.remoteness_km", "scenario.policy", "scenario.ngo"),
-    writes=("week.levers", "institutions.intended", "institutions.effective_cache", "institutions.treasury", "institutions.ngo_enters"),
+    writes=(
+        "week.levers",
+        "institutions.intended",
+        "institutions.effective_cache",
+        "institutions.treasury",
+        "institutions.ngo_enters",
+    ),
     section="3.0 funding of levers",
 )

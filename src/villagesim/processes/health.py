@@ -252,7 +252,15 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
 PROCESS = Process(
     name="health",
     run=run,
-    reads=("persons.age", "persons.status", "persons.care_level", "persons.household", "persons.alarm", "persons.lottery", "scenario.health"),
+    reads=(
+        "persons.age",
+        "persons.status",
+        "persons.care_level",
+        "persons.household",
+        "persons.alarm",
+        "persons.lottery",
+        "scenario.health",
+    ),
     writes=(
         "persons.care_level",
         "persons.status",

@@ -106,7 +106,14 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
 PROCESS = Process(
     name="needs",
     run=run,
-    reads=("persons.status", "persons.age", "persons.care_level", "persons.household", "week.household_residents", "scenario.care"),
+    reads=(
+        "persons.status",
+        "persons.age",
+        "persons.care_level",
+        "persons.household",
+        "week.household_residents",
+        "scenario.care",
+    ),
     writes=("week.elders", "week.alone", "week.need", "week.remaining", "persons.need_hours", "persons.unmet_hours"),
     section="3.3 care needs",
 )

@@ -71,7 +71,15 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
 PROCESS = Process(
     name="ngo",
     run=run,
-    reads=("institutions.treasury", "institutions.ngo_enters", "week.elders", "week.asked", "week.remaining", "villages.remoteness_km", "scenario.ngo"),
+    reads=(
+        "institutions.treasury",
+        "institutions.ngo_enters",
+        "week.elders",
+        "week.asked",
+        "week.remaining",
+        "villages.remoteness_km",
+        "scenario.ngo",
+    ),
     writes=("week.remaining", "week.met.ngo", "institutions.treasury"),
     outputs=(
         Output("ngo_hours", "hours/week", "NGO care hours", "Hours of care delivered by purchased NGO services."),

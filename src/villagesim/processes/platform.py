@@ -122,4 +122,7 @@ def match(world: World, scenario: Scenario, rng: np.random.Generator, week: Week
     vol_idx = np.concatenate(pr_vol)
     hours = np.concatenate(pr_hours)
     is_prof = np.concatenate(kind_prof)
-    return [(req_idx[mask], vol_idx[mask], hours[mask], kinds) for kinds, mask in (([PROFESSIONAL], is_prof), (GENERAL_KINDS, ~is_prof))]
+    return [
+        (req_idx[mask], vol_idx[mask], hours[mask], kinds)
+        for kinds, mask in (([PROFESSIONAL], is_prof), (GENERAL_KINDS, ~is_prof))
+    ]

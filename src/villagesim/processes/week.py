@@ -30,6 +30,7 @@ SPEND_SUBSIDIES = Output(
 )
 """Reported by two processes: matching (guaranteed care) and finance (the rest)."""
 
+
 @dataclass(frozen=True)
 class Source:
     """A source of met hours: its name (``met_hours_<name>``), label and chart colour."""

@@ -188,4 +188,3 @@ def weekly_cost(scenario: Scenario, n_villages: int) -> dict[str, float]:
         "publicity": pol.publicity * gov.publicity_cost_per_village_year * n_villages / WEEKS_PER_YEAR,
         "platform": gov.platform_cost_per_village_year * n_villages / WEEKS_PER_YEAR if pol.platform.enabled else 0.0,
     }
-
