@@ -17,8 +17,8 @@ def compiled_kernels() -> None:
     """Compile the core's kernels (or load them from numba's disk cache) once, before any
     test runs: on a fresh machine that takes some seconds, which would otherwise fall on
     whichever test steps a model first (or on a browser page or worker it starts)."""
-    from villagesim.model import VillageModel
     from villagesim.config.loading import load_scenario
+    from villagesim.model import VillageModel
 
     for name in ("platform", "time_bank"):
         scenario = load_scenario(SCENARIOS / f"{name}.toml").scenario.with_overrides({"population.villages": 2})

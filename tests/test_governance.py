@@ -14,10 +14,10 @@ import pytest
 from scipy import stats
 
 from conftest import SCENARIOS
-from villagesim.model import VillageModel
-from villagesim.runs.runner import run_scenario
 from villagesim.config.loading import load_scenario
 from villagesim.config.schema import Intervention, Scenario
+from villagesim.model import VillageModel
+from villagesim.runs.runner import run_scenario
 
 
 def scenario(name: str = "baseline", **overrides) -> Scenario:

@@ -36,10 +36,10 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from villagesim.config.schema import Scenario
 from villagesim.model import VillageModel
 from villagesim.reference import ReferenceModel, governance_inert, run_reference
 from villagesim.reference.agents import Person
-from villagesim.config.schema import Scenario
 
 R = 30
 STEPS = 78

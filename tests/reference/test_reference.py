@@ -6,11 +6,11 @@ import math
 
 import pytest
 
+from villagesim.config.schema import Scenario
 from villagesim.errors import VillagesimError
 from villagesim.outputs.sums import COLUMNS
 from villagesim.reference import REFERENCE_COLUMNS, ReferenceModel, governance_inert
 from villagesim.reference.agents import AWAY, RESIDENT, Committee, Person
-from villagesim.config.schema import Scenario
 
 
 def village(**sections) -> Scenario:
