@@ -16,9 +16,6 @@ import pytest
 import scipy.sparse as sp
 
 from conftest import SCENARIOS
-from villagesim.config.loading import load_scenario
-from villagesim.config.schema import Scenario
-from villagesim.model import VillageModel
 from villagesim.outputs.sums import (
     _INDEX,
     COLUMNS,
@@ -32,13 +29,16 @@ from villagesim.outputs.sums import (
     with_ratios,
     with_ratios_plain,
 )
+from villagesim.model import VillageModel
+from villagesim.state.population import AWAY, DEAD, ELDER_AGE, RESIDENT, _band3
 from villagesim.processes import asking, demography, facilities, family, health, needs, trust, volunteering
 from villagesim.processes.asking import logistic
 from villagesim.processes.demography import annual_hazard, weekly_probability
 from villagesim.processes.matching import Pool, _assign_rounds, _committee_order, _stable_order
 from villagesim.processes.week import GENERAL_KINDS, Week, neighbour_count_sum, neighbour_rows, rank_within, row_total
 from villagesim.rng import Streams, generator, stream_key, substream
-from villagesim.state.population import AWAY, DEAD, ELDER_AGE, RESIDENT, _band3
+from villagesim.config.loading import load_scenario
+from villagesim.config.schema import Scenario
 
 
 def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
