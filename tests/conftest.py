@@ -12,11 +12,13 @@ ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "scenarios"
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="session")
 def compiled_kernels() -> None:
-    """Compile the core's kernels (or load them from numba's disk cache) once, before any
-    test runs: on a fresh machine that takes some seconds, which would otherwise fall on
-    whichever test steps a model first (or on a browser page or worker it starts)."""
+    """Compile the core's kernels (or load them from numba's disk cache) once per session:
+    on a fresh machine that takes some seconds, which would otherwise fall on whichever
+    test steps a model first (or on a browser page or worker it starts). Only modules that
+    step a model ask for it (``pytestmark = pytest.mark.usefixtures("compiled_kernels")``),
+    and so do the scenario fixtures below, so that ``pytest tests/config`` pays nothing."""
     from villagesim.config.loading import load_scenario
     from villagesim.model import VillageModel
 
@@ -28,13 +30,13 @@ def compiled_kernels() -> None:
 
 
 @pytest.fixture
-def small() -> Scenario:
+def small(compiled_kernels) -> Scenario:
     """A village of 600 registered residents, 52 weeks."""
     return Scenario.model_validate({"name": "small", "run": {"steps": 52}, "population": {"residents_per_village": 600}})
 
 
 @pytest.fixture
-def small_county() -> Scenario:
+def small_county(compiled_kernels) -> Scenario:
     """Ten villages of varied size, 26 weeks."""
     return Scenario.model_validate(
         {

@@ -19,6 +19,8 @@ from villagesim.config.schema import Intervention, Scenario
 from villagesim.model import VillageModel
 from villagesim.runs.runner import run_scenario
 
+pytestmark = pytest.mark.usefixtures("compiled_kernels")  # steps a model
+
 
 def scenario(name: str = "baseline", **overrides) -> Scenario:
     s = load_scenario(SCENARIOS / f"{name}.toml").scenario

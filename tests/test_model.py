@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from villagesim.config.schema import Scenario
 from villagesim.model import VillageModel
+
+pytestmark = pytest.mark.usefixtures("compiled_kernels")  # steps a model
 
 
 def test_hours_add_up():

@@ -22,6 +22,8 @@ from villagesim.config.schema import Scenario
 from villagesim.errors import ScenarioError
 from villagesim.model import VillageModel
 
+pytestmark = pytest.mark.usefixtures("compiled_kernels")  # steps a model
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

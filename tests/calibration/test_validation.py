@@ -13,6 +13,8 @@ from villagesim.calibration import validation
 from villagesim.calibration.validation import PATTERNS, Effect, Pattern, ValidationSettings, paired_ci, run_pattern
 from villagesim.cli.main import main
 
+pytestmark = pytest.mark.usefixtures("compiled_kernels")  # steps a model
+
 
 def test_paired_ci_is_the_t_interval_of_the_differences():
     d = np.array([0.5, 1.5, 1.0, 2.0, 0.0])

@@ -15,6 +15,8 @@ from villagesim.experiments.analysis import analyze, correlation_ratio, prim
 from villagesim.experiments.design import build_design, load_experiment
 from villagesim.experiments.sweep import SweepStore, TaskResult, sweep
 
+pytestmark = pytest.mark.usefixtures("compiled_kernels")  # steps a model
+
 
 def test_prim_finds_a_known_box():
     """Cases are x0 > 0.6 and x1 < 0.3 (x2 is noise), with 3% of labels flipped. Asking for a

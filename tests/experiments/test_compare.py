@@ -12,6 +12,8 @@ from villagesim.cli.main import main
 from villagesim.config.schema import Scenario
 from villagesim.experiments.compare import COMPARISON_COLUMNS, compare, paired_table, without_interventions
 
+pytestmark = pytest.mark.usefixtures("compiled_kernels")  # steps a model
+
 
 @pytest.fixture
 def tiny() -> Scenario:

@@ -12,6 +12,8 @@ from villagesim.cli.main import main
 from villagesim.errors import ScenarioError
 from villagesim.experiments.design import build_design, load_experiment, point_seed
 
+pytestmark = pytest.mark.usefixtures("compiled_kernels")  # steps a model
+
 EXPERIMENTS = ROOT / "experiments"
 HEAD = f'name = "t"\nscenario = "{SCENARIOS / "baseline.toml"}"\nreplicates = 2\nsteps = 10\n'
 

@@ -18,6 +18,8 @@ from villagesim.errors import VillagesimError
 from villagesim.experiments.design import build_design, load_experiment
 from villagesim.experiments.sweep import SweepStore, make_jobqueue_cluster, sweep
 
+pytestmark = pytest.mark.usefixtures("compiled_kernels")  # steps a model
+
 VILLAGESIM = str(Path(sys.executable).parent / "villagesim")
 
 

@@ -17,6 +17,8 @@ from conftest import kill_once_parts_written, parts_written
 from villagesim.experiments.design import load_experiment
 from villagesim.experiments.sweep import SweepStore, sweep
 
+pytestmark = pytest.mark.usefixtures("compiled_kernels")  # steps a model
+
 BIN = Path(sys.executable).parent
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from villagesim.config.schema import Scenario
 from villagesim.processes import demography
@@ -10,6 +11,8 @@ from villagesim.processes.demography import annual_hazard
 from villagesim.processes.week import Week
 from villagesim.rng import Streams
 from villagesim.state.population import AWAY, DEAD, RESIDENT, build_world
+
+pytestmark = pytest.mark.usefixtures("compiled_kernels")  # steps a model
 
 
 def big(**sections) -> Scenario:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from villagesim.config.schema import Scenario
 from villagesim.processes import family, needs
 from villagesim.processes.week import Week
 from villagesim.rng import Streams
 from villagesim.state.population import AWAY, ELDER_AGE, RESIDENT, build_world
+
+pytestmark = pytest.mark.usefixtures("compiled_kernels")  # steps a model
 
 
 def big(**sections) -> Scenario:

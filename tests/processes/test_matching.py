@@ -9,6 +9,8 @@ from villagesim.config.schema import Scenario
 from villagesim.model import VillageModel
 from villagesim.processes.matching import committee_capacity
 
+pytestmark = pytest.mark.usefixtures("compiled_kernels")  # steps a model
+
 
 @pytest.mark.parametrize("burden", [0.0, 0.6, 0.95])
 def test_manual_matching_respects_committee_capacity_and_walking_distance(burden):

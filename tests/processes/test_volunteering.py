@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from villagesim.model import VillageModel
+
+pytestmark = pytest.mark.usefixtures("compiled_kernels")  # steps a model
 
 
 def test_incentive_raises_volunteering_on_common_random_numbers(small):

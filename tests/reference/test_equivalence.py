@@ -41,6 +41,8 @@ from villagesim.model import VillageModel
 from villagesim.reference import ReferenceModel, governance_inert, run_reference
 from villagesim.reference.agents import Person
 
+pytestmark = pytest.mark.usefixtures("compiled_kernels")  # steps a model
+
 R = 30
 STEPS = 78
 HORIZONS = (26, 52, 78)

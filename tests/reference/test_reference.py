@@ -12,6 +12,8 @@ from villagesim.outputs.sums import COLUMNS
 from villagesim.reference import REFERENCE_COLUMNS, ReferenceModel, governance_inert
 from villagesim.reference.agents import AWAY, RESIDENT, Committee, Person
 
+pytestmark = pytest.mark.usefixtures("compiled_kernels")  # steps a model
+
 
 def village(**sections) -> Scenario:
     data = {"run": {"steps": 10}, "population": {"residents_per_village": 300}}

@@ -18,6 +18,8 @@ from villagesim.outputs.sums import COLUMNS
 from villagesim.runs.folder import atomic_folder
 from villagesim.runs.runner import run_scenario
 
+pytestmark = pytest.mark.usefixtures("compiled_kernels")  # steps a model
+
 REQUIRED = (
     "step, replicate, residents, elders, need_hours, met_hours_family, met_hours_volunteer, met_hours_peer, "
     "met_hours_facility, met_hours_ngo, unmet_need_share, elders_with_unmet_need, requests, matched_requests, "
