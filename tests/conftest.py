@@ -72,3 +72,33 @@ def kill_once_parts_written(proc, folder: Path, parts: int, timeout: float) -> N
         time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
+
+
+def week_before(model, process):
+    """Run the processes of ``model``'s next step that come before ``process``, as
+    ``VillageModel.step`` does, and return ``(week, scenario, rng)``: the step's scratch
+    record, the funded levers and the process's stream, ready for ``process.run``."""
+    from villagesim.processes import PROCESSES
+    from villagesim.processes.week import Week
+    from villagesim.state.institutions import effective_scenario
+
+    t = model.steps + 1
+    world = model.world
+    week = Week(step=t, n_villages=len(world.villages), n_persons=len(world.persons))
+    world.institutions.intended = model.scenario
+    scenario = effective_scenario(model.scenario, world)
+    for earlier in PROCESSES:
+        if earlier is process:
+            break
+        earlier.run(world, scenario, model.streams.for_step(earlier.NAME, t), week)
+    return week, scenario, model.streams.for_step(process.NAME, t)
+
+
+def stepped(scenario: Scenario, weeks: int):
+    """A model of ``scenario`` after ``weeks`` steps."""
+    from villagesim.model import VillageModel
+
+    model = VillageModel(scenario)
+    for _ in range(weeks):
+        model.step()
+    return model
