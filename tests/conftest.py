@@ -12,13 +12,15 @@ ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "scenarios"
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="session")
 def compiled_kernels() -> None:
-    """Compile the core's kernels (or load them from numba's disk cache) once, before any
-    test runs: on a fresh machine that takes some seconds, which would otherwise fall on
-    whichever test steps a model first (or on a browser page or worker it starts)."""
-    from villagesim.model import VillageModel
+    """Compile the core's kernels (or load them from numba's disk cache) once per session:
+    on a fresh machine that takes some seconds, which would otherwise fall on whichever
+    test steps a model first (or on a browser page or worker it starts). Only modules that
+    step a model ask for it (``pytestmark = pytest.mark.usefixtures("compiled_kernels")``),
+    and so do the scenario fixtures below, so that ``pytest tests/config`` pays nothing."""
     from villagesim.config.loading import load_scenario
+    from villagesim.model import VillageModel
 
     for name in ("platform", "time_bank"):
         scenario = load_scenario(SCENARIOS / f"{name}.toml").scenario.with_overrides({"population.villages": 2})
@@ -28,13 +30,13 @@ def compiled_kernels() -> None:
 
 
 @pytest.fixture
-def small() -> Scenario:
+def small(compiled_kernels) -> Scenario:
     """A village of 600 registered residents, 52 weeks."""
     return Scenario.model_validate({"name": "small", "run": {"steps": 52}, "population": {"residents_per_village": 600}})
 
 
 @pytest.fixture
-def small_county() -> Scenario:
+def small_county(compiled_kernels) -> Scenario:
     """Ten villages of varied size, 26 weeks."""
     return Scenario.model_validate(
         {
@@ -70,3 +72,33 @@ def kill_once_parts_written(proc, folder: Path, parts: int, timeout: float) -> N
         time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
+
+
+def week_before(model, process):
+    """Run the processes of ``model``'s next step that come before ``process``, as
+    ``VillageModel.step`` does, and return ``(week, scenario, rng)``: the step's scratch
+    record, the funded levers and the process's stream, ready for ``process.run``."""
+    from villagesim.processes import PROCESSES
+    from villagesim.processes.week import Week
+    from villagesim.state.institutions import effective_scenario
+
+    t = model.steps + 1
+    world = model.world
+    week = Week(step=t, n_villages=len(world.villages), n_persons=len(world.persons))
+    world.institutions.intended = model.scenario
+    scenario = effective_scenario(model.scenario, world)
+    for earlier in PROCESSES:
+        if earlier is process:
+            break
+        earlier.run(world, scenario, model.streams.for_step(earlier.NAME, t), week)
+    return week, scenario, model.streams.for_step(process.NAME, t)
+
+
+def stepped(scenario: Scenario, weeks: int):
+    """A model of ``scenario`` after ``weeks`` steps."""
+    from villagesim.model import VillageModel
+
+    model = VillageModel(scenario)
+    for _ in range(weeks):
+        model.step()
+    return model

@@ -14,10 +14,12 @@ import pytest
 from scipy import stats
 
 from conftest import SCENARIOS
-from villagesim.model import VillageModel
-from villagesim.runs.runner import run_scenario
 from villagesim.config.loading import load_scenario
 from villagesim.config.schema import Intervention, Scenario
+from villagesim.model import VillageModel
+from villagesim.runs.runner import run_scenario
+
+pytestmark = pytest.mark.usefixtures("compiled_kernels")  # steps a model
 
 
 def scenario(name: str = "baseline", **overrides) -> Scenario:
@@ -228,37 +230,104 @@ def test_time_bank_credit_is_conserved(all_levers):
     assert inst.tb_credited == pytest.approx(issued, rel=1e-4)
 
 
-def test_every_lever_changes_the_run():
-    """Each lever of MODEL.md §4, switched on alone (in a context where it can act), changes
-    the outputs against the same context without it: no dead lever."""
-    cases = [
-        ({"policy.incentive_per_hour": 20.0}, {}),
-        ({"policy.publicity": 0.8}, {}),
-        ({"policy.party_mobilisation": 0.8}, {}),
-        ({"policy.liability_insurance": True}, {}),
-        ({"policy.wearable_alarms": 0.9}, {}),
-        # NGOs enter only where the price covers travel: a price that reaches any village
-        ({"policy.ngo_purchase_budget": 100000.0}, {"policy.ngo_price_per_hour": 120.0}),
-        ({"policy.ngo_price_per_hour": 120.0}, {}),
-        ({"ngo.quality": 0.2}, {"policy.ngo_purchase_budget": 100000.0, "policy.ngo_price_per_hour": 120.0}),
-        ({"policy.evaluation_regime": "quality"}, {}),
-        ({"policy.allocation": "fixed"}, {}),
-        ({"policy.budget": 20000.0}, {}),
-        ({"policy.transparency": 1.0}, {}),
-        ({"policy.time_bank.enabled": True}, {}),
-        ({"policy.platform.enabled": True}, {}),
-        # feedback acts through the yearly budget decision of a quality-judged government
-        ({"policy.feedback_mechanism": 1.0}, {"policy.evaluation_regime": "quality", "run.steps": 110}),
-    ]
-    for change, context in cases:
-        steps = context.get("run.steps", 30)
-        runs = []
-        for overrides in (context, {**context, **change}):
-            model = VillageModel(scenario(**SMALL, **overrides), steps=steps)
-            for _ in range(steps):
-                model.step()
-            runs.append(model.timeseries())
-        assert not runs[0].equals(runs[1]), f"{change} changed nothing"
+# The levers the "every lever" test switches: every policy parameter of the schema, so a
+# lever added to the schema is tested without editing this file. A lever that acts only
+# with another switched on gets that context; a value the rule below cannot pick (a lever
+# off at 0 with no upper bound in sight) is given here.
+LEVER_CONTEXT = {
+    "policy.time_bank.": {"policy.time_bank.enabled": True},
+    "policy.platform.": {"policy.platform.enabled": True},
+    # NGOs enter only where the price covers travel: a price that reaches any village
+    "policy.ngo_purchase_budget": {"policy.ngo_price_per_hour": 120.0},
+    "policy.split.ngo": {"policy.ngo_purchase_budget": 100000.0, "policy.ngo_price_per_hour": 120.0},
+    "policy.split.platform": {"policy.platform.enabled": True},
+    # feedback acts through the yearly budget decision of a quality-judged government
+    "policy.feedback_mechanism": {"policy.evaluation_regime": "quality", "run.steps": 110},
+}
+LEVER_VALUE = {
+    "policy.incentive_per_hour": 20.0,
+    "policy.ngo_purchase_budget": 100000.0,
+    "policy.budget": 20000.0,
+    # the default cap (1,500 h) binds after years; a cap of 2 h makes credit expire at once
+    "policy.time_bank.account_cap_hours": 2.0,
+}
+LEVER_EXCLUDED = {
+    # "path": "reason",
+}
+# Not under policy., but a lever of MODEL.md section 4 all the same
+EXTRA_LEVERS = [
+    ({"ngo.quality": 0.2}, {"policy.ngo_purchase_budget": 100000.0, "policy.ngo_price_per_hour": 120.0}),
+]
+
+
+def _literal_choices(path: str) -> tuple:
+    from typing import get_args
+
+    model = Scenario
+    *sections, name = path.split(".")
+    for section in sections:
+        model = model.model_fields[section].annotation
+    return get_args(model.model_fields[name].annotation)
+
+
+def _switched(row: dict):
+    """A value of the lever that should change a run: off/on flipped, the other choice, or
+    a number well away from the default within the bounds."""
+    path, default = row["path"], row["default"]
+    if path in LEVER_VALUE:
+        return LEVER_VALUE[path]
+    if row["type"] == "bool":
+        return not default
+    if row["type"] == "Literal":
+        return next(c for c in _literal_choices(path) if c != default)
+    low, high = row.get("ge", row.get("gt")), row.get("le", row.get("lt"))
+    if high is not None and high <= 1.0:
+        value = 0.8 if default < 0.5 else 0.2
+    else:
+        assert default > 0, f"{path}: off at {default}; give LEVER_VALUE a value that switches it on"
+        value = default * 3 if high is None or default * 3 <= high else default / 3
+    if row["type"] == "int":
+        value = int(round(value))
+    assert low is None or value >= low
+    return value
+
+
+def _lever_cases() -> list:
+    cases = []
+    for row in Scenario.parameter_table():
+        path = row["path"]
+        if not path.startswith("policy.") or path in LEVER_EXCLUDED:
+            continue
+        context = {}
+        for prefix, extra in LEVER_CONTEXT.items():
+            if path.startswith(prefix) and path not in extra:
+                context.update(extra)
+        cases.append(pytest.param({path: _switched(row)}, context, id=path))
+    cases += [pytest.param(change, context, id=next(iter(change))) for change, context in EXTRA_LEVERS]
+    return cases
+
+
+def test_the_lever_list_is_the_schema():
+    """Every policy parameter is switched by the test below or excluded with a reason."""
+    policy = {row["path"] for row in Scenario.parameter_table() if row["path"].startswith("policy.")}
+    tested = {next(iter(case.values[0])) for case in _lever_cases()}
+    assert set(LEVER_EXCLUDED) <= policy, "an exclusion names no lever"
+    assert policy - set(LEVER_EXCLUDED) <= tested
+    assert len(policy) >= 20
+
+
+@pytest.mark.parametrize(("change", "context"), _lever_cases())
+def test_every_lever_changes_the_run(change, context):
+    """Each lever of the schema (MODEL.md section 4), switched on alone (in a context where
+    it can act), changes the outputs against the same context without it: no dead lever."""
+    steps = context.get("run.steps", 30)
+    runs = []
+    for overrides in (context, {**context, **change}):
+        model = VillageModel(scenario(**SMALL, **overrides), steps=steps)
+        for _ in range(steps):
+            model.step()
+        runs.append(model.timeseries())
+    assert not runs[0].equals(runs[1]), f"{change} changed nothing"
 
 
 def test_intervention_leaves_earlier_steps_identical():

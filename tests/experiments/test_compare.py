@@ -9,8 +9,10 @@ from scipy import stats
 
 from conftest import SCENARIOS, write
 from villagesim.cli.main import main
-from villagesim.experiments.compare import COMPARISON_COLUMNS, compare, paired_table, without_interventions
 from villagesim.config.schema import Scenario
+from villagesim.experiments.compare import COMPARISON_COLUMNS, compare, paired_table, without_interventions
+
+pytestmark = pytest.mark.usefixtures("compiled_kernels")  # steps a model
 
 
 @pytest.fixture

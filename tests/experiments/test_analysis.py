@@ -10,10 +10,12 @@ import pandas as pd
 import pytest
 
 from conftest import SCENARIOS, write
-from villagesim.experiments.analysis import analyze, correlation_ratio, prim
 from villagesim.cli.main import main
+from villagesim.experiments.analysis import analyze, correlation_ratio, prim
 from villagesim.experiments.design import build_design, load_experiment
 from villagesim.experiments.sweep import SweepStore, TaskResult, sweep
+
+pytestmark = pytest.mark.usefixtures("compiled_kernels")  # steps a model
 
 
 def test_prim_finds_a_known_box():

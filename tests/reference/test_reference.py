@@ -6,11 +6,13 @@ import math
 
 import pytest
 
+from villagesim.config.schema import Scenario
 from villagesim.errors import VillagesimError
 from villagesim.outputs.sums import COLUMNS
 from villagesim.reference import REFERENCE_COLUMNS, ReferenceModel, governance_inert
 from villagesim.reference.agents import AWAY, RESIDENT, Committee, Person
-from villagesim.config.schema import Scenario
+
+pytestmark = pytest.mark.usefixtures("compiled_kernels")  # steps a model
 
 
 def village(**sections) -> Scenario:

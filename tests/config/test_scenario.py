@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import SCENARIOS, write
-from villagesim.errors import ScenarioError
 from villagesim.config.loading import apply_overrides, load_scenario, scenario_to_toml
 from villagesim.config.schema import Scenario
+from villagesim.errors import ScenarioError
 
 
 @pytest.mark.parametrize("path", sorted(SCENARIOS.glob("*.toml")), ids=lambda p: p.name)

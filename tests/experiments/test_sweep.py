@@ -14,9 +14,11 @@ import pytest
 
 from conftest import ROOT, kill_once_parts_written, write
 from villagesim.cli.main import main
-from villagesim.experiments.design import build_design, load_experiment
 from villagesim.errors import VillagesimError
+from villagesim.experiments.design import build_design, load_experiment
 from villagesim.experiments.sweep import SweepStore, make_jobqueue_cluster, sweep
+
+pytestmark = pytest.mark.usefixtures("compiled_kernels")  # steps a model
 
 VILLAGESIM = str(Path(sys.executable).parent / "villagesim")
 

@@ -10,8 +10,10 @@ from scipy import stats
 
 from conftest import SCENARIOS
 from villagesim.calibration import validation
-from villagesim.cli.main import main
 from villagesim.calibration.validation import PATTERNS, Effect, Pattern, ValidationSettings, paired_ci, run_pattern
+from villagesim.cli.main import main
+
+pytestmark = pytest.mark.usefixtures("compiled_kernels")  # steps a model
 
 
 def test_paired_ci_is_the_t_interval_of_the_differences():

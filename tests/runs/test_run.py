@@ -12,11 +12,13 @@ import pytest
 
 from conftest import SCENARIOS, write
 from villagesim.cli.main import main
-from villagesim.outputs.sums import COLUMNS
+from villagesim.config.loading import load_scenario
 from villagesim.model import VillageModel
+from villagesim.outputs.sums import COLUMNS
 from villagesim.runs.folder import atomic_folder
 from villagesim.runs.runner import run_scenario
-from villagesim.config.loading import load_scenario
+
+pytestmark = pytest.mark.usefixtures("compiled_kernels")  # steps a model
 
 REQUIRED = (
     "step, replicate, residents, elders, need_hours, met_hours_family, met_hours_volunteer, met_hours_peer, "

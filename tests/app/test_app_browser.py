@@ -20,11 +20,14 @@ from urllib.parse import urlparse
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
-pytestmark = pytest.mark.skipif(
-    not os.path.exists(CHROMIUM), reason="Debian chromium not installed at /usr/bin/chromium (.ci/run installs it)"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not os.path.exists(CHROMIUM), reason="Debian chromium not installed at /usr/bin/chromium (.ci/run installs it)"
+    ),
+    pytest.mark.usefixtures("compiled_kernels"),  # the page steps a model
+]
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

@@ -9,8 +9,10 @@ import pytest
 
 from conftest import ROOT, SCENARIOS, write
 from villagesim.cli.main import main
-from villagesim.experiments.design import build_design, load_experiment, point_seed
 from villagesim.errors import ScenarioError
+from villagesim.experiments.design import build_design, load_experiment, point_seed
+
+pytestmark = pytest.mark.usefixtures("compiled_kernels")  # steps a model
 
 EXPERIMENTS = ROOT / "experiments"
 HEAD = f'name = "t"\nscenario = "{SCENARIOS / "baseline.toml"}"\nreplicates = 2\nsteps = 10\n'

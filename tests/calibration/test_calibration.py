@@ -22,6 +22,8 @@ from villagesim.calibration.fitting import (
 from villagesim.cli.main import main
 from villagesim.config.loading import load_scenario
 
+pytestmark = pytest.mark.usefixtures("compiled_kernels")  # steps a model
+
 FITTED = ROOT / "docs" / "calibration" / "fitted.json"
 
 

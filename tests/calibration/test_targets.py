@@ -17,6 +17,8 @@ from villagesim.calibration.fitting import TARGET_BY_KEY, TARGETS, Observation, 
 from villagesim.config.loading import load_scenario
 from villagesim.config.schema import Scenario
 
+pytestmark = pytest.mark.usefixtures("compiled_kernels")  # steps a model
+
 CSV = ROOT.parent / "shared/data/calibration_targets.csv"
 
 

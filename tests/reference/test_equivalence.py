@@ -36,10 +36,12 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from villagesim.config.schema import Scenario
 from villagesim.model import VillageModel
 from villagesim.reference import ReferenceModel, governance_inert, run_reference
 from villagesim.reference.agents import Person
-from villagesim.config.schema import Scenario
+
+pytestmark = pytest.mark.usefixtures("compiled_kernels")  # steps a model
 
 R = 30
 STEPS = 78

@@ -14,15 +14,17 @@ import pandas as pd
 import pytest
 import solara
 
-from villagesim.app.page import LeverPanel, Page, ScenarioFileInput, figures_zip
 from villagesim.app.figures import CountyMap, county_positions, village_at
+from villagesim.app.page import LeverPanel, Page, ScenarioFileInput, figures_zip
 from villagesim.app.session import SLIDER_CAPS, PageRun, lever_specs, load_uploaded, shipped_scenarios, validate_seed
 from villagesim.cli.main import main
+from villagesim.config.schema import Scenario
 from villagesim.errors import ScenarioError
 from villagesim.model import VillageModel
-from villagesim.config.schema import Scenario
 
-ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.usefixtures("compiled_kernels")  # steps a model
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _schema_rows() -> dict[str, dict]:

@@ -11,11 +11,13 @@ import time
 from pathlib import Path
 
 import pytest
+from test_sweep import assert_complete_and_equal, tiny_experiment
 
 from conftest import kill_once_parts_written, parts_written
-from test_sweep import assert_complete_and_equal, tiny_experiment
 from villagesim.experiments.design import load_experiment
 from villagesim.experiments.sweep import SweepStore, sweep
+
+pytestmark = pytest.mark.usefixtures("compiled_kernels")  # steps a model
 
 BIN = Path(sys.executable).parent
 
