@@ -75,23 +75,23 @@ def kill_once_parts_written(proc, folder: Path, parts: int, timeout: float) -> N
 
 
 def week_before(model, process):
-    """Run the processes of ``model``'s next step that come before ``process``, as
-    ``VillageModel.step`` does, and return ``(week, scenario, rng)``: the step's scratch
-    record, the funded levers and the process's stream, ready for ``process.run``."""
-    from villagesim.processes import PROCESSES
+    """Run the processes of ``model``'s next step that come before ``process`` (a process
+    module or its ``PROCESS`` record), as ``VillageModel.step`` does, and return ``(week,
+    scenario, rng)``: the step's record, the funded levers and the process's stream, ready
+    for ``process.run``."""
+    from villagesim.processes import STEP
     from villagesim.processes.week import Week
-    from villagesim.state.institutions import effective_scenario
 
+    target = getattr(process, "PROCESS", process)
     t = model.steps + 1
     world = model.world
     week = Week(step=t, n_villages=len(world.villages), n_persons=len(world.persons))
-    world.institutions.intended = model.scenario
-    scenario = effective_scenario(model.scenario, world)
-    for earlier in PROCESSES:
-        if earlier is process:
+    for earlier in STEP:
+        if earlier is target:
             break
-        earlier.run(world, scenario, model.streams.for_step(earlier.NAME, t), week)
-    return week, scenario, model.streams.for_step(process.NAME, t)
+        levers = model.scenario if earlier.levers == "intended" else week.levers
+        earlier.run(world, levers, model.streams.for_step(earlier.stream_key, t), week)
+    return week, week.levers, model.streams.for_step(target.stream_key, t)
 
 
 def stepped(scenario: Scenario, weeks: int):
