@@ -22,7 +22,7 @@ so a kernel calls only kernels of its own module.
 
 Each compiled path has its plain numpy formula beside it in its module, registered with
 :func:`formula_of`; :func:`formulas` lists the pairs, and the identity tests
-(``tests/test_perf_identity.py``) compare every pair to the bit.
+(``tests/processes/test_kernels.py``) compare every pair to the bit.
 """
 
 from __future__ import annotations

@@ -39,6 +39,8 @@ from villagesim.processes.rates import logistic
 from villagesim.processes.week import Week, neighbour_count_sum, neighbour_rows, rank_within
 from villagesim.rng import Streams, generator, stream_key, substream
 
+pytestmark = pytest.mark.usefixtures("compiled_kernels")  # the tests step models
+
 
 def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
     """Equal arrays of the same dtype, bit for bit (so 0.0 and -0.0 differ, nan equals itself)."""
