@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import io
 import re
-import shutil
 import tempfile
 import threading
 import typing
@@ -29,7 +28,7 @@ import mesa
 import numpy as np
 import pandas as pd
 
-from villagesim.config.loading import apply_overrides, load_scenario
+from villagesim.config.loading import ReadRules, apply_overrides, load_scenario
 from villagesim.config.schema import Scenario
 from villagesim.errors import ScenarioError
 from villagesim.model import VillageModel
@@ -323,21 +322,11 @@ def load_uploaded(name: str, content: bytes | str) -> Scenario:
         raise ScenarioError(f"file too large ({len(data):,} bytes; a scenario file is a few kB)", file=fname)
     with tempfile.TemporaryDirectory(prefix="villagesim-upload-") as tmp:
         folder = Path(tmp)
-        for shipped in scenario_folders():
-            for path in shipped.glob("*.toml"):
-                if not (folder / path.name).exists():
-                    shutil.copy(path, folder / path.name)
         target = folder / fname
         target.write_bytes(data)
-        try:
-            return load_scenario(target).scenario
-        except ScenarioError as exc:
-            raise ScenarioError(
-                exc.message.replace(str(folder) + "/", ""),
-                file=Path(exc.file).name if exc.file else fname,
-                line=exc.line,
-                field=exc.field,
-            ) from None
+        # the upload may extend only the shipped scenarios, by name: nothing else on the server is read
+        rules = ReadRules.confined_to(folder, *scenario_folders(), max_bytes=MAX_UPLOAD_BYTES)
+        return load_scenario(target, rules=rules).scenario
 
 
 def validate_seed(text: str | int, scenario: Scenario) -> int:

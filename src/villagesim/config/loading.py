@@ -11,9 +11,12 @@ whose text is ``FILE:LINE: FIELD: what is wrong and what was expected``.
 from __future__ import annotations
 
 import copy
+import errno
 import hashlib
 import json
+import os
 import re
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +30,17 @@ from pydantic import ValidationError
 from villagesim.config.schema import Scenario, _describe, _suggest, apply_overrides, leaf_paths
 from villagesim.errors import ScenarioError
 
-__all__ = ["LoadedScenario", "load_scenario", "apply_overrides", "scenario_to_toml", "scenario_hash", "changed_parameters"]
+__all__ = [
+    "LoadedScenario",
+    "ReadRules",
+    "load_scenario",
+    "read_text_file",
+    "read_toml_file",
+    "apply_overrides",
+    "scenario_to_toml",
+    "scenario_hash",
+    "changed_parameters",
+]
 
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)")
 
@@ -48,21 +61,27 @@ class LoadedScenario:
 
 
 # --------------------------------------------------------------------- public API
-def load_scenario(path: str | Path) -> LoadedScenario:
+def load_scenario(path: str | Path, *, rules: ReadRules | None = None) -> LoadedScenario:
     """Read, merge (``extends``) and validate a scenario file.
+
+    Args:
+        path: the scenario file.
+        rules: which files ``extends`` may read (:class:`ReadRules`); by default any
+            regular file relative to the scenario's folder.
 
     Raises:
         ScenarioError: for a missing file, a TOML syntax error, a wrong type, an
-            out-of-range value, an unknown key or lever, a missing ``extends`` target
-            or a cycle of ``extends``.
+            out-of-range value, an unknown key or lever, a missing ``extends`` target,
+            a cycle of ``extends``, or a file the rules do not allow.
     """
     path = Path(path)
-    data, provenance, chain = _load_chain(path, [])
+    loader = _Loader(rules or ReadRules())
+    data, provenance, chain = loader.chain(path)
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
-        raise _explain(exc, provenance, path) from None
-    _check_interventions(scenario, data, provenance)
+        raise _explain(exc, provenance, path, loader) from None
+    _check_interventions(scenario, provenance, loader)
     return LoadedScenario(scenario=scenario, path=path, chain=chain)
 
 
@@ -90,63 +109,252 @@ def changed_parameters(scenario: Scenario) -> dict[str, tuple[Any, Any]]:
 # --------------------------------------------------------------------- loading
 Provenance = dict[tuple, Path]
 
+MAX_FILE_BYTES = 1_000_000
+"""The largest scenario or experiment file read (bytes); a scenario file is a few kB."""
+MAX_EXTENDS_DEPTH = 32
+"""The longest ``extends`` chain followed."""
+MAX_NESTING = 12
+"""The deepest nesting of tables and arrays accepted (the schema needs 4)."""
+_BARE_NAME = re.compile(r"^[^/\\\x00-\x1f]+$")
 
-def _read_toml(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        raise ScenarioError(f"scenario file not found: {path}")
-    if path.is_dir():
-        raise ScenarioError(f"expected a scenario file but found a folder: {path}")
+
+@dataclass(frozen=True)
+class ReadRules:
+    """Which files a scenario may read, and how much of them.
+
+    Unconfined (the command line's default), ``extends`` names a file relative to the
+    scenario's folder, or an absolute path. Confined (the browser page, and the command
+    line's ``--confine``), ``extends`` may only be a bare file name - ``baseline`` or
+    ``baseline.toml``, no folder, no ``..`` - looked up in ``folders`` in order (the files
+    uploaded with the scenario, then the shipped scenarios), and errors name files by
+    their name only, never a folder of the server.
+
+    Everywhere, only regular files are read (no folders, devices, named pipes or
+    sockets), at most ``max_bytes`` of them, and a symlink loop is one error line.
+
+    Attributes:
+        confined: whether ``extends`` is restricted to bare names in ``folders``.
+        folders: where bare names are looked up when confined.
+        max_bytes: the largest file read.
+    """
+
+    confined: bool = False
+    folders: tuple[Path, ...] = ()
+    max_bytes: int = MAX_FILE_BYTES
+
+    @classmethod
+    def confined_to(cls, *folders: str | Path, max_bytes: int = MAX_FILE_BYTES) -> ReadRules:
+        """Rules that let ``extends`` name only files in ``folders``, by bare name."""
+        return cls(confined=True, folders=tuple(Path(f) for f in folders), max_bytes=max_bytes)
+
+    def shown(self, path: Path | str | None) -> str | None:
+        """How a file is named in an error: its bare name when confined."""
+        if path is None:
+            return None
+        return Path(path).name if self.confined else str(path)
+
+
+def read_text_file(path: str | Path, rules: ReadRules | None = None, *, what: str = "scenario file") -> str:
+    """Read a small UTF-8 text file safely: a regular file, bounded in size, BOM removed.
+
+    The file is opened without blocking and checked on its open descriptor, so a named
+    pipe, a device or a file swapped for one after the check is refused, never waited on.
+
+    Raises:
+        ScenarioError: a missing file, a folder, a special file, a symlink loop, a file
+            too large, or one that is not UTF-8 text.
+    """
+    rules = rules or ReadRules()
+    path = Path(path)
+    shown = rules.shown(path)
+    if "\x00" in str(path):
+        raise ScenarioError(f"a file name cannot contain a null byte: {shown!r}")
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError(f"cannot read file: {exc}", file=path) from None
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    except FileNotFoundError:
+        raise ScenarioError(f"{what} not found: {shown}") from None
+    except IsADirectoryError:
+        raise ScenarioError(f"expected a {what} but found a folder: {shown}") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ScenarioError(f"cannot read {shown}: a loop of symbolic links") from None
+        raise ScenarioError(f"cannot read {what}: {exc.strerror}", file=shown) from None
     try:
-        return tomllib.loads(text)
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise ScenarioError(f"expected a {what} but found a folder: {shown}")
+        if not stat.S_ISREG(info.st_mode):
+            raise ScenarioError(f"expected a {what} but found a device, pipe or socket: {shown}")
+        if info.st_size > rules.max_bytes:
+            raise ScenarioError(f"file too large ({info.st_size:,} bytes; at most {rules.max_bytes:,} are read)", file=shown)
+        chunks, size = [], 0
+        while size <= rules.max_bytes:  # the size can change after fstat: read no more than the bound
+            chunk = os.read(fd, min(65536, rules.max_bytes + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > rules.max_bytes:
+            raise ScenarioError(f"file too large (more than {rules.max_bytes:,} bytes)", file=shown)
+    except OSError as exc:
+        raise ScenarioError(f"cannot read {what}: {exc.strerror}", file=shown) from None
+    finally:
+        os.close(fd)
+    try:
+        text = b"".join(chunks).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(f"not UTF-8 text (byte {exc.start + 1}); save the file as UTF-8", file=shown) from None
+    return text.removeprefix("\ufeff")  # Notepad's byte-order mark
+
+
+def read_toml_file(path: str | Path, rules: ReadRules | None = None, *, what: str = "scenario file") -> dict[str, Any]:
+    """Read and parse a TOML file with :func:`read_text_file`'s rules; errors name file and line."""
+    rules = rules or ReadRules()
+    return parse_toml(read_text_file(path, rules, what=what), rules.shown(path))
+
+
+def parse_toml(text: str, shown: str | None) -> dict[str, Any]:
+    """Parse TOML text; a syntax error, or nesting deeper than :data:`MAX_NESTING`, is one line."""
+    if _nesting_bound_exceeded(text):
+        raise ScenarioError(f"tables or arrays nested more than {MAX_NESTING} deep", file=shown)
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         msg = str(exc)
         m = _TOML_POSITION.search(msg)
         line = int(m.group(1)) if m else None
         msg = _TOML_POSITION.sub("", msg)
         col = f", column {m.group(2)}" if m else ""
-        raise ScenarioError(f"TOML syntax error{col}: {msg}", file=path, line=line) from None
+        raise ScenarioError(f"TOML syntax error{col}: {msg}", file=shown, line=line) from None
+    except RecursionError:
+        raise ScenarioError(f"tables or arrays nested more than {MAX_NESTING} deep", file=shown) from None
+    depth = _depth(data)
+    if depth > MAX_NESTING:
+        raise ScenarioError(f"tables or arrays nested {depth} deep (at most {MAX_NESTING})", file=shown)
+    return data
 
 
-def _load_chain(path: Path, stack: list[Path]) -> tuple[dict[str, Any], Provenance, list[Path]]:
-    raw = _read_toml(path)
-    extends = raw.pop("extends", None)
-    provenance: Provenance = {}
-    chain = [path]
-    base: dict[str, Any] = {}
-    if extends is not None:
-        if not isinstance(extends, str):
+def _nesting_bound_exceeded(text: str) -> bool:
+    """A cheap upper bound on bracket nesting, so that the parser never recurses deeply.
+
+    Brackets inside strings count too, which can only over-estimate; the bound is then
+    loose (4x the limit) so that ordinary text in strings never trips it.
+    """
+    depth = best = 0
+    for ch in text:
+        if ch in "[{":
+            depth += 1
+            best = max(best, depth)
+        elif ch in "]}":
+            depth = max(0, depth - 1)
+    return best > 4 * MAX_NESTING
+
+
+def _depth(data: Any) -> int:
+    """Nesting depth of parsed TOML, without recursion."""
+    best, todo = 0, [(data, 0)]
+    while todo:
+        node, d = todo.pop()
+        if isinstance(node, dict):
+            todo += [(v, d + 1) for v in node.values()]
+        elif isinstance(node, list):
+            todo += [(v, d + 1) for v in node]
+        else:
+            best = max(best, d)
+            continue
+        best = max(best, d)
+        if best > MAX_NESTING:
+            return best
+    return best
+
+
+class _Loader:
+    """Follows one ``extends`` chain under a set of :class:`ReadRules`."""
+
+    def __init__(self, rules: ReadRules) -> None:
+        self.rules = rules
+        self.texts: dict[Path, str] = {}
+
+    def read(self, path: Path) -> dict[str, Any]:
+        text = read_text_file(path, self.rules)
+        self.texts[path] = text
+        return parse_toml(text, self.rules.shown(path))
+
+    def line(self, path: Path, loc: tuple) -> int | None:
+        return find_line(path, loc, text=self.texts.get(path))
+
+    def parent_of(self, path: Path, extends: str) -> Path:
+        """The file that ``extends`` names, under the rules."""
+        where = dict(file=self.rules.shown(path), line=self.line(path, ("extends",)), field="extends")
+        if not self.rules.confined:
+            if "\x00" in extends:
+                raise ScenarioError("a file name cannot contain a null byte", **where)
+            parent = path.parent / extends
+            if not parent.exists() and not parent.is_symlink():
+                raise ScenarioError(f"extends a file that does not exist: {extends} (looked for {parent})", **where)
+            return parent
+        if not _BARE_NAME.match(extends) or extends in (".", "..") or extends.startswith("."):
             raise ScenarioError(
-                "expected the name of another scenario file (a string)",
-                file=path,
-                line=find_line(path, ("extends",)),
-                field="extends",
+                f"extends may name only a shipped scenario or a file uploaded with this one, by its name "
+                f"(such as baseline.toml), not a path (got {extends!r})",
+                **where,
             )
-        parent = path.parent / extends
-        if parent.resolve() in [p.resolve() for p in stack + [path]]:
-            cycle = " -> ".join(p.name for p in stack + [path, parent])
-            raise ScenarioError(f"cycle of extends: {cycle}", file=path, line=find_line(path, ("extends",)), field="extends")
-        if not parent.exists():
-            raise ScenarioError(
-                f"extends a file that does not exist: {extends} (looked for {parent})",
-                file=path,
-                line=find_line(path, ("extends",)),
-                field="extends",
-            )
-        base, provenance, parent_chain = _load_chain(parent, stack + [path])
-        chain += parent_chain
-    merged = _merge(base, raw)
-    for leaf in _leaves(raw):
-        provenance[leaf] = path
-    if "intervention" in raw and isinstance(raw["intervention"], list):
-        offset = len(base.get("intervention", [])) if isinstance(base.get("intervention"), list) else 0
-        for i in range(len(raw["intervention"])):
-            provenance[("intervention", offset + i)] = path
-            provenance[("intervention", offset + i, "__local__")] = i  # type: ignore[assignment]
-    return merged, provenance, chain
+        names = [extends] if extends.endswith(".toml") else [extends + ".toml", extends]
+        for folder in self.rules.folders:
+            for name in names:
+                candidate = folder / name
+                if candidate.is_file() and not candidate.is_symlink():
+                    return candidate
+        known = sorted({p.name for f in self.rules.folders if f.is_dir() for p in f.glob("*.toml")})
+        raise ScenarioError(
+            f"extends {extends!r}, which is neither a shipped scenario nor a file uploaded with this one"
+            + (f" (known: {', '.join(known)})" if known else ""),
+            **where,
+        )
+
+    def chain(self, path: Path) -> tuple[dict[str, Any], Provenance, list[Path]]:
+        """Read ``path`` and its ancestors (iteratively) and merge them, the root first."""
+        files: list[Path] = []
+        raws: list[dict[str, Any]] = []
+        seen: list[Path] = []
+        current = path
+        while True:
+            raw = self.read(current)
+            files.append(current)
+            raws.append(raw)
+            seen.append(_identity(current))
+            extends = raw.pop("extends", None)
+            if extends is None:
+                break
+            where = dict(file=self.rules.shown(current), line=self.line(current, ("extends",)), field="extends")
+            if not isinstance(extends, str):
+                raise ScenarioError("expected the name of another scenario file (a string)", **where)
+            if len(files) >= MAX_EXTENDS_DEPTH:
+                raise ScenarioError(f"a chain of extends longer than {MAX_EXTENDS_DEPTH} files", **where)
+            parent = self.parent_of(current, extends)
+            if _identity(parent) in seen:
+                cycle = " -> ".join(p.name for p in files + [parent])
+                raise ScenarioError(f"cycle of extends: {cycle}", **where)
+            current = parent
+        merged: dict[str, Any] = {}
+        provenance: Provenance = {}
+        for file, raw in zip(reversed(files), reversed(raws), strict=True):
+            offset = len(merged.get("intervention", [])) if isinstance(merged.get("intervention"), list) else 0
+            merged = _merge(merged, raw)
+            for leaf in _leaves(raw):
+                provenance[leaf] = file
+            if "intervention" in raw and isinstance(raw["intervention"], list):
+                for i in range(len(raw["intervention"])):
+                    provenance[("intervention", offset + i)] = file
+                    provenance[("intervention", offset + i, "__local__")] = i  # type: ignore[assignment]
+        return merged, provenance, files
+
+
+def _identity(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # a symlink loop: read_text_file refuses it with one line
+        return path.absolute()
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -173,7 +381,7 @@ def _leaves(data: dict[str, Any], prefix: tuple = ()) -> list[tuple]:
 
 
 # --------------------------------------------------------------------- errors
-def _explain(exc: ValidationError, provenance: Provenance, root: Path) -> ScenarioError:
+def _explain(exc: ValidationError, provenance: Provenance, root: Path, loader: _Loader) -> ScenarioError:
     errors = exc.errors()
     err = errors[0]
     loc = tuple(err["loc"])
@@ -181,8 +389,8 @@ def _explain(exc: ValidationError, provenance: Provenance, root: Path) -> Scenar
     more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
     return ScenarioError(
         _describe(err) + more,
-        file=file,
-        line=find_line(file, local_loc),
+        file=loader.rules.shown(file),
+        line=loader.line(file, local_loc),
         field=".".join(str(p) for p in loc) or None,
     )
 
@@ -204,20 +412,21 @@ def _origin(loc: tuple, provenance: Provenance, root: Path) -> tuple[Path, tuple
     return root, loc
 
 
-def _check_interventions(scenario: Scenario, data: dict[str, Any], provenance: Provenance) -> None:
+def _check_interventions(scenario: Scenario, provenance: Provenance, loader: _Loader) -> None:
     known = leaf_paths()
     for i, item in enumerate(scenario.intervention):
         file, local = _origin(("intervention", i), provenance, Path(scenario.name))
-        line = find_line(file, local)
+        line = loader.line(file, local)
+        shown = loader.rules.shown(file)
         for key, value in item.set.items():
             if key not in known:
                 raise ScenarioError(
-                    f"unknown lever{_suggest(key, known)}", file=file, line=line, field=f"intervention[{local[1]}].set.{key}"
+                    f"unknown lever{_suggest(key, known)}", file=shown, line=line, field=f"intervention[{local[1]}].set.{key}"
                 )
             try:
                 apply_overrides(scenario, {key: value})
             except ScenarioError as exc:
-                raise ScenarioError(exc.message, file=file, line=line, field=f"intervention[{local[1]}].set.{key}") from None
+                raise ScenarioError(exc.message, file=shown, line=line, field=f"intervention[{local[1]}].set.{key}") from None
 
 
 # --------------------------------------------------------------------- line finding
@@ -230,18 +439,20 @@ def _split_key(key: str) -> tuple[str, ...]:
     return tuple(p.strip("\"'") for p in parts)
 
 
-def find_line(file: Path | str | None, loc: tuple) -> int | None:
+def find_line(file: Path | str | None, loc: tuple, *, text: str | None = None) -> int | None:
     """Best-effort 1-based line in ``file`` that sets the field at ``loc``.
 
     Tracks ``[table]`` and ``[[array]]`` headers; returns the line of the longest prefix
     of ``loc`` found (the key itself, else its table header).
     """
-    if file is None:
-        return None
-    try:
-        lines = Path(file).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        return None
+    if text is None:
+        if file is None:
+            return None
+        try:
+            text = read_text_file(file)
+        except ScenarioError:
+            return None
+    lines = text.splitlines()
     table: tuple = ()
     counts: dict[tuple, int] = {}
     best, best_len = None, 0
