@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from villagesim.config.limits import check_size
 from villagesim.config.schema import Scenario
 from villagesim.model import VillageModel
 from villagesim.outputs.sums import KEY_OUTCOMES
@@ -71,6 +72,7 @@ def run_scenario(
     progress: ProgressHook | None = None,
     record_villages: bool = True,
     backend: Backend | None = None,
+    max_memory: int | None = None,
 ) -> RunResult:
     """Run replicates ``0 .. replicates-1`` of a scenario.
 
@@ -83,12 +85,19 @@ def run_scenario(
         record_villages: keep the per-village outcomes.
         backend: where the replicates run (default: one after the other in this process); the
             numbers are the same on every backend.
+        max_memory: bytes the run may take; above it the run is refused before anything is
+            allocated (default :func:`villagesim.config.limits.memory_limit`).
 
     Returns:
         The replicates' outputs, in replicate order.
+
+    Raises:
+        ScenarioError: when the run is predicted to need more than ``max_memory``.
     """
     n = replicates if replicates is not None else scenario.run.replicates
     backend = backend or SerialBackend()
+    sized = scenario.with_overrides({"run.replicates": n, **({"run.steps": steps} if steps is not None else {})})
+    check_size(sized, limit=max_memory, concurrent=backend.workers, record_villages=record_villages)
     start = time.perf_counter()
     if backend.parallel:
         horizon = steps if steps is not None else scenario.run.steps
