@@ -285,3 +285,17 @@ def test_an_exposed_server_answers_only_with_the_token(tmp_path):
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.mark.usefixtures("compiled_kernels")
+def test_big_villages_are_built_in_a_worker_while_the_page_says_so():
+    _box, rc = solara.render(Page(), handle_error=False)
+    rc.find(v.Select, label="Scenario").widget.v_model = "county"  # 180,000 persons: built off the page's thread
+    notes = rc.find(v.Alert, class_="busy-note").widgets
+    assert not notes or "Building 180,000 persons' villages" in str(notes[0].children)
+    deadline = time.monotonic() + 120
+    while rc.find(v.Alert, class_="busy-note").widgets:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    rc.find(v.Select, class_="village-select").assert_single()  # the county's villages are on the page
+    rc.close()
