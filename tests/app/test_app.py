@@ -4,6 +4,7 @@ SolaraViz tests do), the paired run behind the page, uploads, downloads and the 
 from __future__ import annotations
 
 import io
+import time
 import zipfile
 from importlib.metadata import version
 from pathlib import Path
@@ -61,6 +62,20 @@ def _type(field, text: str) -> None:
     """Type into a text field and press Enter, as a planner does."""
     field.v_model = text
     field.fire_event("keyup.enter", None)
+
+
+def _settled(rc, timeout: float = 60.0) -> None:
+    """Wait until no check or build runs for the page (the page's work is off its thread)."""
+    deadline = time.monotonic() + timeout
+    while rc.find(v.Alert, class_="busy-note").widgets:
+        assert time.monotonic() < deadline, "the page's check or build did not finish"
+        time.sleep(0.02)
+
+
+def _upload(rc, *files: tuple[str, str]) -> None:
+    """Upload files together, as the browser's file chooser does, and wait for the check."""
+    rc.find(ScenarioFileInput).widget.vue_upload({"files": [{"name": n, "text": t} for n, t in files]})
+    _settled(rc)
 
 
 def _walk(widget):
@@ -162,14 +177,13 @@ def test_page_steps_resets_and_keeps_the_model_on_a_bad_upload(tmp_path):
     for _ in range(3):
         step.click()
     rc.find(v.Html, children=["Week 3 of 520 (year 0.1)"]).assert_single()
-    upload = rc.find(ScenarioFileInput).widget
-    upload.vue_upload({"name": "bad.toml", "text": 'extends = "baseline.toml"\n[policy]\npublicity = 3\n'})
+    _upload(rc, ("bad.toml", 'extends = "baseline.toml"\n[policy]\npublicity = 3\n'))
     err = str(rc.find(v.Alert, class_="upload-error").widget.children)
     assert "bad.toml:3: policy.publicity: Input should be less than or equal to 1" in err
     rc.find(v.Html, children=["Week 3 of 520 (year 0.1)"]).assert_single()  # the run goes on untouched
     step.click()
     rc.find(v.Html, children=["Week 4 of 520 (year 0.1)"]).assert_single()
-    upload.vue_upload({"name": "mine.toml", "text": 'extends = "baseline.toml"\nname = "mine"\n[run]\nsteps = 30\n'})
+    _upload(rc, ("mine.toml", 'extends = "baseline.toml"\nname = "mine"\n[run]\nsteps = 30\n'))
     rc.find(v.Alert, class_="upload-error").assert_empty()
     rc.find(v.Html, children=["Week 0 of 30 (year 0.0)"]).assert_single()  # the uploaded scenario runs
     rc.find(v.Btn, children=["Step"]).widget.click()

@@ -7,6 +7,7 @@ requests are checked to stay on 127.0.0.1. The test saves results/app_screenshot
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -14,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
@@ -68,9 +70,9 @@ def _villagesim_command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "villagesim"]
 
 
-@pytest.fixture(scope="module")
-def server():
-    """`villagesim app` on a free port; yields (url, log path)."""
+@contextlib.contextmanager
+def _serve(*args: str, log_name: str = "app_server.log", ready_status: int = 200):
+    """`villagesim app ARGS` on a free port; yields (url, log path) once it answers."""
     port = _free_port()
     env = dict(
         os.environ,
@@ -82,29 +84,41 @@ def server():
         NO_PROXY="127.0.0.1,localhost",
         no_proxy="127.0.0.1,localhost",
     )
-    log = ROOT / "results" / "app_server.log"
+    log = ROOT / "results" / log_name
     log.parent.mkdir(exist_ok=True)
     with open(log, "w") as out:
         proc = subprocess.Popen(
-            [*_villagesim_command(), "app", "--port", str(port)], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+            [*_villagesim_command(), "app", "--port", str(port), *args], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
         )
     url = f"http://127.0.0.1:{port}/"
     deadline = time.time() + 60
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            break
-        except OSError:
-            if proc.poll() is not None or time.time() > deadline:
-                proc.kill()
-                pytest.fail("villagesim app did not start:\n" + log.read_text())
-            time.sleep(0.25)
-    yield url, log
-    proc.terminate()
     try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=2)
+                break
+            except urllib.error.HTTPError as exc:
+                if exc.code == ready_status:
+                    break
+                raise
+            except OSError:
+                if proc.poll() is not None or time.time() > deadline:
+                    pytest.fail("villagesim app did not start:\n" + log.read_text())
+                time.sleep(0.25)
+        yield url, log
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def server():
+    """`villagesim app` on a free port; yields (url, log path)."""
+    with _serve() as started:
+        yield started
 
 
 def test_page_runs_offline_levers_steps_and_refuses_bad_input(server, tmp_path):
@@ -221,3 +235,33 @@ def test_page_runs_offline_levers_steps_and_refuses_bad_input(server, tmp_path):
     assert external == [], f"requests to outside hosts: {external}"
     assert failed == [], f"failed requests (an asset missing from the local server?): {failed}\n{log.read_text()[-2000:]}"
     assert not [e for e in console_errors if "Failed to load" in e or "404" in e], console_errors
+
+
+def test_an_exposed_page_needs_its_token_and_takes_a_scenario_with_the_file_it_extends(tmp_path):
+    """`--expose --token`: the page and its live connection (websocket) work once the address
+    with the token was opened; without it the server answers 401. Two files uploaded
+    together: the scenario and the file it extends."""
+    from playwright.sync_api import expect, sync_playwright
+
+    base = tmp_path / "base.toml"
+    base.write_text('extends = "baseline"\n[policy]\npublicity = 0.7\n', encoding="utf-8")
+    mine = tmp_path / "mine.toml"
+    mine.write_text('extends = "base"\nname = "mine"\n[run]\nsteps = 40\n', encoding="utf-8")
+    with _serve("--expose", "--token", "t0ken", log_name="app_server_exposed.log", ready_status=401) as (url, log):
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            stranger = browser.new_page()
+            assert stranger.goto(url).status == 401
+            page = browser.new_page(viewport={"width": 1500, "height": 1000})
+            page.set_default_timeout(30_000)
+            page.goto(url + "?token=t0ken", wait_until="domcontentloaded")
+            assert page.url == url  # the token left the address (it is in a cookie now)
+            step = page.get_by_role("button", name="Step", exact=True)
+            step.wait_for()
+            page.locator(".scenario-upload input[type=file]").set_input_files([str(mine), str(base)])
+            expect(page.locator(".upload-note")).to_contain_text("Loaded mine.toml: mine. (extends base.toml)")
+            week = page.locator(".week-counter")
+            expect(week).to_contain_text("Week 0 of 40")
+            step.click()
+            expect(week).to_contain_text("Week 1 of 40")
+            browser.close()

@@ -20,6 +20,7 @@ import re
 import time
 import traceback
 import zipfile
+from pathlib import Path
 from typing import Any
 
 import ipyvuetify as v
@@ -46,12 +47,15 @@ from villagesim.app.figures import (
 from villagesim.app.session import (
     ARMS,
     CHOICE_LABELS,
+    PAGE_LIMITS,
     CatalogueEntry,
     LeverSpec,
     PageRun,
+    check_page_limits,
     grouped,
+    in_worker,
     lever_specs,
-    load_uploaded,
+    load_uploaded_files,
     shipped_scenarios,
     validate_seed,
 )
@@ -71,11 +75,19 @@ INTRO = (
     "chance events, without your changes (dashed lines)."
 )
 COLOUR_BY = {"care": "care level", "unmet": "unmet need"}
+INLINE_BUILD_PERSONS = 100_000
+"""Villages up to this many persons are built at once (well under a second); bigger ones in a
+worker thread while the page says so (:func:`villagesim.app.session.in_worker`)."""
 
 
 # ---------------------------------------------------------------------------- small widgets
 class ScenarioFileInput(v.VuetifyTemplate):
-    """A button that opens the file chooser (or a drop zone) and sends the file's text to Python."""
+    """A button that opens the file chooser (or a drop zone) and sends the files' text to Python.
+
+    Several files may be chosen or dropped together: a scenario and the files it extends.
+    The browser sends at most ``max_files + 1`` files and ``max_bytes + 1`` bytes of each, so
+    that a file too large is refused by the server without being sent whole.
+    """
 
     template = traitlets.Unicode(
         """
@@ -83,34 +95,39 @@ class ScenarioFileInput(v.VuetifyTemplate):
   <div class="scenario-upload" @dragover.prevent @drop.prevent="dropped"
        style="border: 1px dashed #999; border-radius: 4px; padding: 6px 8px;">
     <label style="cursor: pointer; color: #1f4e9c; font-weight: 500;">
-      Upload a scenario file (.toml)
-      <input type="file" accept=".toml" style="display: none" @change="chosen" />
+      Upload a scenario file (.toml), with the files it extends
+      <input type="file" accept=".toml" multiple style="display: none" @change="chosen" />
     </label>
-    <span style="color: #666; font-size: 0.85em"> or drop it here</span>
+    <span style="color: #666; font-size: 0.85em"> or drop them here</span>
   </div>
 </template>
 <script>
 module.exports = {
   methods: {
-    send(file) {
-      if (!file) return;
-      const reader = new FileReader();
-      reader.onload = () => this.upload({name: file.name, text: reader.result});
-      reader.readAsText(file);
+    send(list) {
+      const files = Array.from(list || []).slice(0, this.max_files + 1);
+      if (!files.length) return;
+      Promise.all(files.map((f) => f.slice(0, this.max_bytes + 1).text().then((text) => ({name: f.name, text}))))
+        .then((sent) => this.upload({files: sent}));
     },
-    chosen(event) { this.send(event.target.files[0]); event.target.value = ""; },
-    dropped(event) { this.send(event.dataTransfer.files[0]); },
+    chosen(event) { this.send(event.target.files); event.target.value = ""; },
+    dropped(event) { this.send(event.dataTransfer.files); },
   },
 };
 </script>
 """
     ).tag(sync=True)
+    max_bytes = traitlets.Int(PAGE_LIMITS.file_bytes).tag(sync=True)
+    max_files = traitlets.Int(PAGE_LIMITS.files).tag(sync=True)
     on_upload = traitlets.Any(None, allow_none=True)
 
     def vue_upload(self, data: dict[str, Any]) -> None:
-        """Called from the browser with ``{"name": ..., "text": ...}``."""
-        if self.on_upload is not None:
-            self.on_upload(str(data.get("name", "")), str(data.get("text", "")))
+        """Called from the browser with ``{"files": [{"name": ..., "text": ...}, ...]}``
+        (or one file as ``{"name": ..., "text": ...}``)."""
+        if self.on_upload is None:
+            return
+        items = data.get("files") if isinstance(data.get("files"), list) else [data]
+        self.on_upload([(str(f.get("name", "")), str(f.get("text", ""))) for f in items if isinstance(f, dict)])
 
 
 class ClickableImage(v.VuetifyTemplate):
@@ -531,13 +548,57 @@ def Page() -> None:
     colour_by = solara.use_reactive("care")
     step_error = solara.use_reactive("")
 
-    def rebuild(scenario_entry: CatalogueEntry, seed: int | None, levers: dict[str, Any]) -> None:
-        playing.value = False
-        run.value = PageRun(scenario_entry.scenario, seed=seed, levers=levers, compare=compare.value)
+    busy = solara.use_reactive("")  # what a worker is checking or building for this session, if anything
+    job_id = solara.use_ref(0)  # the latest job: an older one that finishes late is dropped
+
+    def install(new_run: PageRun) -> None:
+        run.value = new_run
         lever_errors.value = {}
         step_error.value = ""
         tick.value += 1
         lever_tick.value += 1
+
+    def work(job: int, what: Any) -> None:
+        """Run a check or build in the page's workers (this runs in the session's task thread)."""
+        try:
+            what(lambda: job_id.current == job)
+        finally:
+            if job_id.current == job:
+                busy.value = ""
+
+    worker = solara.lab.use_task(work, dependencies=None, prefer_threaded=True, raise_error=False)
+
+    def start(note: str, what: Any) -> None:
+        """Start ``what(is_current)`` off this session's thread, showing ``note`` meanwhile."""
+        job_id.current += 1
+        busy.value = note
+        worker(job_id.current, what)
+
+    def rebuild(scenario_entry: CatalogueEntry, seed: int | None, levers: dict[str, Any]) -> None:
+        playing.value = False
+        try:
+            size = check_page_limits(scenario_entry.scenario)
+        except ScenarioError as exc:
+            step_error.value = str(exc)
+            return
+        with_baseline = compare.value
+        if size.persons <= INLINE_BUILD_PERSONS:
+            job_id.current += 1  # a build in flight no longer applies
+            busy.value = ""
+            install(PageRun(scenario_entry.scenario, seed=seed, levers=levers, compare=with_baseline))
+            return
+
+        def build(is_current: Any) -> None:
+            try:
+                new_run = in_worker(PageRun, scenario_entry.scenario, seed=seed, levers=levers, compare=with_baseline)
+            except (ScenarioError, MemoryError) as exc:
+                if is_current():
+                    step_error.value = f"The villages were not built: {exc}"
+                return
+            if is_current():
+                install(new_run)
+
+        start(f"Building {size.persons:,} persons' villages…", build)
 
     def do_step() -> None:
         before = run.value.run.scenario
@@ -568,18 +629,36 @@ def Page() -> None:
         village.value = 0
         rebuild(chosen, chosen.scenario.run.seed, {})
 
-    def on_upload(name: str, text: str) -> None:
-        try:
-            scenario = load_uploaded(name, text)
-        except ScenarioError as exc:
-            upload_error.value = str(exc)
-            upload_note.value = ""
-            return
-        label = f"uploaded: {name}"
-        catalogue.value = {**catalogue.value, label: CatalogueEntry(label, scenario, name)}
+    def on_upload(files: list[tuple[str, str]]) -> None:
+        names = ", ".join(name for name, _text in files) or "the upload"
         upload_error.value = ""
-        upload_note.value = f"Loaded {name}: {scenario.name}."
-        pick_scenario(label)
+        upload_note.value = ""
+        with_baseline = compare.value
+
+        def check_and_build(is_current: Any) -> None:
+            try:
+                chosen, scenario = in_worker(load_uploaded_files, files)
+                if is_current():
+                    busy.value = f"Building the villages of {chosen}…"
+                new_run = in_worker(PageRun, scenario, compare=with_baseline) if is_current() else None
+            except (ScenarioError, MemoryError) as exc:
+                if is_current():
+                    upload_error.value = str(exc)
+                return
+            if new_run is None or not is_current():
+                return
+            others = [name for name, _text in files if Path(name).name != chosen]
+            label = f"uploaded: {chosen}"
+            catalogue.value = {**catalogue.value, label: CatalogueEntry(label, scenario, chosen)}
+            upload_note.value = f"Loaded {chosen}: {scenario.name}." + (f" (extends {', '.join(others)})" if others else "")
+            playing.value = False
+            choice.value = label
+            seed_text.value = str(scenario.run.seed)
+            seed_error.value = ""
+            village.value = 0
+            install(new_run)
+
+        start(f"Checking {names}…", check_and_build)
 
     def on_seed(text: str) -> None:
         seed_text.value = text
@@ -599,8 +678,18 @@ def Page() -> None:
 
     def on_compare(on: bool) -> None:
         compare.value = on
-        run.value.set_compare(on)
-        tick.value += 1
+        current = run.value
+        if not on or current.run.world.persons.village.size <= INLINE_BUILD_PERSONS:
+            current.set_compare(on)
+            tick.value += 1
+            return
+
+        def build_baseline(is_current: Any) -> None:
+            in_worker(current.set_compare, True)  # catches up to the current week
+            if run.value is current:
+                tick.value += 1
+
+        start("Building the baseline villages…", build_baseline)
 
     r = run.value
     tick.value  # noqa: B018  (one subscriber: a step re-renders once, and only what depends on the week)
@@ -621,10 +710,13 @@ def Page() -> None:
                     if entry.scenario.description:
                         solara.Text(entry.scenario.description, style={"font-size": "0.85em", "color": "#555"})
                     ScenarioFileInput.element(on_upload=on_upload)
+                    if busy.value:
+                        solara.Info(busy.value, dense=True, classes=["busy-note"])
+                        rv.ProgressLinear(indeterminate=True, height=3)
                     if upload_error.value:
                         solara.Error(f"The file was not loaded: {upload_error.value}", classes=["upload-error"])
-                    elif upload_note.value:
-                        solara.Success(upload_note.value, dense=True)
+                    elif upload_note.value and not busy.value:
+                        solara.Success(upload_note.value, dense=True, classes=["upload-note"])
                     solara.InputText(
                         "Seed (same seed, same chance events; applies on Reset)",
                         value=seed_text.value,

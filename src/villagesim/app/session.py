@@ -9,8 +9,11 @@ this module so that it is validated the same way as on the command line:
 * :class:`PageRun` is the Mesa model the page steps: the run with the planner's levers
   and, when asked, its counterfactual (same scenario, same seed, lever changes undone),
   stepped in lock-step on common random numbers.
-* :func:`shipped_scenarios` and :func:`load_uploaded` give the scenarios a planner can pick,
-  with the same one-line errors as ``villagesim check``.
+* :func:`shipped_scenarios` and :func:`load_uploaded_files` give the scenarios a planner can
+  pick, with the same one-line errors as ``villagesim check``; an upload reads only the files
+  uploaded with it and the shipped scenarios.
+* :data:`PAGE_LIMITS` bounds what one session may ask (persons, memory, interventions,
+  upload size); :func:`in_worker` runs checks and builds off the session's own thread.
 """
 
 from __future__ import annotations
@@ -19,20 +22,26 @@ import io
 import re
 import tempfile
 import threading
+import tomllib
 import typing
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import mesa
 import numpy as np
 import pandas as pd
 
+from villagesim.config.limits import RunSize, check_size
 from villagesim.config.loading import ReadRules, apply_overrides, load_scenario
 from villagesim.config.schema import Scenario
 from villagesim.errors import ScenarioError
 from villagesim.model import VillageModel
 from villagesim.outputs.sums import COLUMNS
+
+T = TypeVar("T")
 
 # ---------------------------------------------------------------------------- levers
 EXTRA_LEVERS = [
@@ -302,31 +311,181 @@ def shipped_scenarios() -> dict[str, CatalogueEntry]:
     return entries
 
 
-MAX_UPLOAD_BYTES = 1_000_000
+# ---------------------------------------------------------------------------- what one session may take
+@dataclass(frozen=True)
+class PageLimits:
+    """What one browser session may ask of the server; refused in one line before anything
+    is allocated. The command line has its own, larger limit (``villagesim run --max-memory``).
+
+    Attributes:
+        persons: registered persons of the run (villages x residents per village). The
+            shipped prefecture (about 10^6 persons) fits.
+        memory_bytes: predicted peak memory of the session's run *and* its baseline
+            (:func:`villagesim.config.limits.estimate` with two arms, no village records).
+        interventions: ``[[intervention]]`` entries of a scenario run on the page.
+        file_bytes: bytes of one uploaded file (a scenario file is a few kB).
+        upload_bytes: bytes of all the files uploaded together.
+        files: files uploaded together (a scenario and the files it extends).
+    """
+
+    persons: int = 2_000_000
+    memory_bytes: int = 2 * 2**30
+    interventions: int = 500
+    file_bytes: int = 256_000
+    upload_bytes: int = 1_000_000
+    files: int = 16
+
+
+PAGE_LIMITS = PageLimits()
+MAX_UPLOAD_BYTES = PAGE_LIMITS.file_bytes  # kept for callers of the former single-file upload
+ON_THE_COMMAND_LINE = "run it with `villagesim run` on the command line"
+
+
+def check_page_limits(scenario: Scenario, *, file: str | None = None, limits: PageLimits = PAGE_LIMITS) -> RunSize:
+    """Refuse a scenario too big for one session of the page, before anything is allocated.
+
+    Returns:
+        the predicted size of the session (the run and its baseline).
+
+    Raises:
+        ScenarioError: one line naming what is too big, the value and the limit.
+    """
+    pop = scenario.population
+    persons = int(pop.villages) * int(pop.residents_per_village)
+    if persons > limits.persons:
+        raise ScenarioError(
+            f"{int(pop.villages):,} villages of {int(pop.residents_per_village):,} registered residents are "
+            f"{persons:,} persons, more than the {limits.persons:,} the page runs; {ON_THE_COMMAND_LINE}",
+            file=file,
+            field="population",
+        )
+    if len(scenario.intervention) > limits.interventions:
+        raise ScenarioError(
+            f"{len(scenario.intervention):,} interventions, more than the {limits.interventions:,} the page runs; "
+            f"{ON_THE_COMMAND_LINE}",
+            file=file,
+            field="intervention",
+        )
+    # the run and its baseline step together: two arms of one replicate, no per-village record
+    two_arms = scenario.model_copy(update={"run": scenario.run.model_copy(update={"replicates": 2})})
+    return check_size(
+        two_arms, limit=limits.memory_bytes, concurrent=2, record_villages=False, file=file, how=ON_THE_COMMAND_LINE
+    )
+
+
+# ---------------------------------------------------------------------------- uploads
+Upload = tuple[str, "bytes | str"]
+"""One uploaded file: its name as the browser gives it and its content."""
+
+
+def _upload_name(name: str) -> str:
+    fname = Path(str(name or "uploaded.toml").replace("\\", "/")).name
+    if not fname.endswith(".toml") or fname.startswith(".") or "\x00" in fname:
+        raise ScenarioError("expected a scenario file ending in .toml", file=fname or None)
+    return fname
+
+
+def _scenario_of(raws: dict[str, Any], names: list[str]) -> str:
+    """The uploaded file that is the scenario: the one no other uploaded file extends."""
+    if len(names) == 1:
+        return names[0]
+    extended = set()
+    for raw in raws.values():
+        target = raw.get("extends") if isinstance(raw, dict) else None
+        if isinstance(target, str):
+            extended.update({target, target + ".toml"})
+    leaves = [n for n in names if n not in extended]
+    if len(leaves) == 1:
+        return leaves[0]
+    if not leaves:  # a cycle: loading any of them reports it
+        return names[0]
+    raise ScenarioError(
+        f"upload one scenario with the files it extends; {', '.join(leaves)} are each extended by no other file uploaded"
+    )
+
+
+def load_uploaded_files(files: list[Upload], *, limits: PageLimits = PAGE_LIMITS) -> tuple[str, Scenario]:
+    """Validate a scenario uploaded with the files it extends, exactly as ``villagesim check`` would.
+
+    The files are written into a fresh temporary folder of their own (removed afterwards)
+    and read with :meth:`ReadRules.confined_to` that folder and the shipped scenarios:
+    ``extends`` may name, by bare name, a file uploaded together with the scenario or a
+    shipped scenario, nothing else on the server (no paths, no devices, pipes or links, and
+    no file another planner uploaded). Errors name files by their bare names only.
+
+    Returns:
+        the name of the file that is the scenario (the one no other uploaded file extends),
+        and the validated scenario.
+
+    Raises:
+        ScenarioError: a wrong file name, too many or too large files, a scenario above
+            :data:`PAGE_LIMITS`, or any scenario error.
+    """
+    if not files:
+        raise ScenarioError("no file was uploaded")
+    if len(files) > limits.files:
+        raise ScenarioError(f"{len(files)} files uploaded together; at most {limits.files} are read")
+    contents: dict[str, bytes] = {}
+    total = 0
+    for name, content in files:
+        fname = _upload_name(name)
+        data = content.encode("utf-8") if isinstance(content, str) else bytes(content)
+        if len(data) > limits.file_bytes:
+            raise ScenarioError(f"file too large ({len(data):,} bytes; at most {limits.file_bytes:,} are read)", file=fname)
+        if fname in contents:
+            raise ScenarioError("two uploaded files have this name", file=fname)
+        total += len(data)
+        if total > limits.upload_bytes:
+            raise ScenarioError(f"the files uploaded together are larger than the {limits.upload_bytes:,} bytes read")
+        contents[fname] = data
+    raws: dict[str, Any] = {}
+    interventions: dict[str, int] = {}
+    for fname, data in contents.items():
+        try:
+            raws[fname] = tomllib.loads(data.decode("utf-8-sig"))
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):
+            continue  # loading the file reports it with its line
+        items = raws[fname].get("intervention")
+        if isinstance(items, list) and items:
+            interventions[fname] = len(items)
+    if sum(interventions.values()) > limits.interventions:  # refused before the (slower) check of each one
+        raise ScenarioError(
+            f"{sum(interventions.values()):,} interventions, more than the {limits.interventions:,} the page runs; "
+            f"{ON_THE_COMMAND_LINE}",
+            file=next(iter(interventions)) if len(interventions) == 1 else None,
+            field="intervention",
+        )
+    chosen = _scenario_of(raws, list(contents))
+    with tempfile.TemporaryDirectory(prefix="villagesim-upload-") as tmp:
+        folder = Path(tmp)
+        for fname, data in contents.items():
+            (folder / fname).write_bytes(data)
+        # extends may name only these files and the shipped scenarios, by name: nothing else is read
+        rules = ReadRules.confined_to(folder, *scenario_folders(), max_bytes=limits.file_bytes)
+        scenario = load_scenario(folder / chosen, rules=rules).scenario
+    check_page_limits(scenario, file=chosen, limits=limits)
+    return chosen, scenario
 
 
 def load_uploaded(name: str, content: bytes | str) -> Scenario:
-    """Validate an uploaded scenario file exactly as ``villagesim check`` would.
+    """Validate one uploaded scenario file (see :func:`load_uploaded_files`)."""
+    return load_uploaded_files([(name, content)])[1]
 
-    The file may ``extends`` a shipped scenario by its file name. Errors name the uploaded
-    file (not a temporary path), its line and field.
 
-    Raises:
-        ScenarioError: for a wrong file type, an oversized file, or any scenario error.
+# ---------------------------------------------------------------------------- work off the page's thread
+WORKER_THREADS = 2
+"""Checks and builds run at the same time for all sessions together; more wait their turn."""
+_WORKERS = ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="villagesim-page-work")
+
+
+def in_worker(f: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run ``f`` in the page's worker threads and wait for it (from a session's task thread).
+
+    A session's event handlers then never run a scenario check or a model build
+    themselves: the page stays responsive and shows what is under way, and at most
+    :data:`WORKER_THREADS` such jobs run at once, however many sessions ask.
     """
-    fname = Path(name or "uploaded.toml").name
-    if not fname.endswith(".toml"):
-        raise ScenarioError("expected a scenario file ending in .toml", file=fname)
-    data = content.encode("utf-8") if isinstance(content, str) else bytes(content)
-    if len(data) > MAX_UPLOAD_BYTES:
-        raise ScenarioError(f"file too large ({len(data):,} bytes; a scenario file is a few kB)", file=fname)
-    with tempfile.TemporaryDirectory(prefix="villagesim-upload-") as tmp:
-        folder = Path(tmp)
-        target = folder / fname
-        target.write_bytes(data)
-        # the upload may extend only the shipped scenarios, by name: nothing else on the server is read
-        rules = ReadRules.confined_to(folder, *scenario_folders(), max_bytes=MAX_UPLOAD_BYTES)
-        return load_scenario(target, rules=rules).scenario
+    return _WORKERS.submit(f, *args, **kwargs).result()
 
 
 def validate_seed(text: str | int, scenario: Scenario) -> int:
@@ -367,6 +526,7 @@ class PageRun(mesa.Model):
         self, scenario: Scenario, seed: int | None = None, levers: dict[str, Any] | None = None, compare: bool = False
     ) -> None:
         seed = int(scenario.run.seed if seed is None else seed)
+        check_page_limits(scenario)  # nothing is allocated for a scenario too big for the page
         super().__init__(rng=seed)
         self.lock = threading.RLock()  # the page steps in a play thread while another thread may draw
         self.scenario = apply_overrides(scenario, {"run.seed": seed})
