@@ -395,10 +395,11 @@ class ResultFolder:
                 if not same:
                     os.close(fd)
                     continue
-            info = {"pid": os.getpid(), "command": " ".join(sys.argv)[:200], "started": _now()}
-            os.ftruncate(fd, 0)
-            os.write(fd, (json.dumps(info) + "\n").encode("utf-8"))
             self._lock_fd = fd
+            info = {"pid": os.getpid(), "command": " ".join(sys.argv)[:200], "started": _now()}
+            with contextlib.suppress(OSError):  # who holds it, for the message of a second run (a full disk: no matter)
+                os.ftruncate(fd, 0)
+                os.write(fd, (json.dumps(info) + "\n").encode("utf-8"))
             return
         raise self._fail(f"cannot take the lock {_show(self.lock_path)}")
 
