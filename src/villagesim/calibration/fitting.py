@@ -51,7 +51,7 @@ from villagesim.model import VillageModel
 from villagesim.processes import demography, health
 from villagesim.processes.week import Week
 from villagesim.runs.backends import Backend, backend_for, borrowed
-from villagesim.runs.folder import atomic_folder, write_json
+from villagesim.runs.folder import ResultFolder, write_json
 from villagesim.runs.stats import t_half_width
 from villagesim.state.population import ELDER_AGE, RESIDENT, World, _band3
 from villagesim.version import __version__
@@ -853,7 +853,15 @@ def calibrate(
     }
 
 
-def write_result(result: dict[str, Any], folder: Path) -> None:
-    """Write ``fitted.json`` (values, uncertainty, diagnostics) into ``folder``, atomically."""
-    with atomic_folder(folder) as tmp:
+def write_result(result: dict[str, Any], folder: Path | ResultFolder) -> None:
+    """Write ``fitted.json`` (values, uncertainty, diagnostics) into ``folder``, atomically.
+
+    ``folder`` is a path, or a :class:`ResultFolder` claimed before the calibration ran
+    (as ``villagesim calibrate`` does, so that a folder it may not replace costs nothing).
+    """
+    if not isinstance(folder, ResultFolder):
+        with ResultFolder.claim(folder, kind="calibration") as claimed:
+            write_result(result, claimed)
+        return
+    with folder.writing() as tmp:
         write_json(result, tmp / "fitted.json")

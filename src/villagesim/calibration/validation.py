@@ -34,7 +34,7 @@ from villagesim.constants import WEEKS_PER_YEAR
 from villagesim.errors import VillagesimError
 from villagesim.model import VillageModel
 from villagesim.runs.backends import Backend, backend_for, borrowed
-from villagesim.runs.folder import atomic_folder, write_json
+from villagesim.runs.folder import ResultFolder, write_json
 from villagesim.runs.stats import last_weeks, t_half_width, t_interval, window_means
 from villagesim.version import __version__
 
@@ -635,7 +635,8 @@ def validate(
 
     Args:
         scenarios: folder of the scenario files (``baseline.toml`` and the patterns' files).
-        out: report folder (replaced atomically).
+        out: report folder (replaced atomically; claimed before the first run, so that a folder
+            that may not be replaced is refused at once).
         settings: replicates and horizons (default: the full version).
         log: progress lines.
         patterns: the patterns to check (default: :data:`PATTERNS`).
@@ -647,43 +648,44 @@ def validate(
     import mesa
 
     settings = settings or ValidationSettings()
-    start = time.perf_counter()
-    with backend_for(settings.workers) as backend:  # one set of workers for every run of the report
-        targets, series = run_targets(scenarios, settings, log, backend)
-        pattern_rows = [
-            run_pattern(p, scenarios, settings, log, backend) for p in (patterns if patterns is not None else PATTERNS)
-        ]
-    checked = [r for r in targets + pattern_rows if r["status"] in ("pass", "fail")]
-    baseline = load_scenario(scenarios / "baseline.toml").scenario
-    report = {
-        "villagesim_version": __version__,
-        "created": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
-        "command": command + (" --quick" if settings.reduced and "--quick" not in command else ""),
-        "quick": settings.reduced,
-        "workers": settings.workers,
-        "baseline": str(scenarios / "baseline.toml"),
-        "seeds": {"targets": series["seed"], "patterns": sorted({p["seed"] for p in pattern_rows if "seed" in p})},
-        "target_replicates": series["target_replicates"],
-        "participation_replicates": series["participation_replicates"],
-        "build_replicates": series["build_replicates"],
-        "checked": len(checked),
-        "passed": sum(r["status"] == "pass" for r in checked),
-        "targets": targets,
-        "patterns": pattern_rows,
-        "series": series,
-        "provenance": {
+    with ResultFolder.claim(out, kind="validation") as folder:
+        start = time.perf_counter()
+        with backend_for(settings.workers) as backend:  # one set of workers for every run of the report
+            targets, series = run_targets(scenarios, settings, log, backend)
+            pattern_rows = [
+                run_pattern(p, scenarios, settings, log, backend) for p in (patterns if patterns is not None else PATTERNS)
+            ]
+        checked = [r for r in targets + pattern_rows if r["status"] in ("pass", "fail")]
+        baseline = load_scenario(scenarios / "baseline.toml").scenario
+        report = {
             "villagesim_version": __version__,
-            "mesa_version": mesa.__version__,
-            "numpy_version": np.__version__,
-            "baseline_seed": baseline.run.seed,
-            "git_commit": _git_commit(),
-        },
-    }
-    report["runtime_seconds"] = round(time.perf_counter() - start, 1)
-    with atomic_folder(out) as tmp:
-        _figures(tmp / "figures", targets, series, pattern_rows)
-        write_json(report, tmp / "validation.json")
-        (tmp / "report.md").write_text(_markdown(report), encoding="utf-8")
+            "created": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
+            "command": command + (" --quick" if settings.reduced and "--quick" not in command else ""),
+            "quick": settings.reduced,
+            "workers": settings.workers,
+            "baseline": str(scenarios / "baseline.toml"),
+            "seeds": {"targets": series["seed"], "patterns": sorted({p["seed"] for p in pattern_rows if "seed" in p})},
+            "target_replicates": series["target_replicates"],
+            "participation_replicates": series["participation_replicates"],
+            "build_replicates": series["build_replicates"],
+            "checked": len(checked),
+            "passed": sum(r["status"] == "pass" for r in checked),
+            "targets": targets,
+            "patterns": pattern_rows,
+            "series": series,
+            "provenance": {
+                "villagesim_version": __version__,
+                "mesa_version": mesa.__version__,
+                "numpy_version": np.__version__,
+                "baseline_seed": baseline.run.seed,
+                "git_commit": _git_commit(),
+            },
+        }
+        report["runtime_seconds"] = round(time.perf_counter() - start, 1)
+        with folder.writing() as tmp:
+            _figures(tmp / "figures", targets, series, pattern_rows)
+            write_json(report, tmp / "validation.json")
+            (tmp / "report.md").write_text(_markdown(report), encoding="utf-8")
     return report
 
 

@@ -85,7 +85,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     from villagesim.config.loading import load_scenario, scenario_hash, scenario_to_toml
     from villagesim.experiments.compare import compare, comparison_figures, summary_lines, without_interventions
-    from villagesim.runs.folder import atomic_folder, provenance, write_json, write_parquet
+    from villagesim.runs.folder import ResultFolder, estimate_bytes, provenance, safe_name, write_json, write_parquet
 
     first = load_scenario(args.baseline)
     if args.intervention is None:
@@ -96,18 +96,18 @@ def cmd_compare(args: argparse.Namespace) -> int:
             )
         inter = first.scenario
         base = without_interventions(inter)
-        default_name = f"compare-{inter.name}"
+        default_name = f"compare-{safe_name(inter.name)}"
     else:
         base = first.scenario
         inter = load_scenario(args.intervention).scenario
-        default_name = f"compare-{base.name}-vs-{inter.name}"
+        default_name = f"compare-{safe_name(base.name)}-vs-{safe_name(inter.name)}"
     if args.replicates < 2:
         raise VillagesimError("--replicates must be at least 2 for a confidence interval")
     if args.steps is not None and args.steps < 1:
         raise VillagesimError("--steps must be at least 1")
     if args.window < 1:
         raise VillagesimError("--window must be at least 1")
-    out = Path(args.out) if args.out else Path("results") / default_name
+    out = Path(args.out) if args.out is not None else Path("results") / safe_name(default_name)
     steps = args.steps or base.run.steps
     notes = []
     if inter.run.steps != base.run.steps and args.steps is None:
@@ -116,43 +116,46 @@ def cmd_compare(args: argparse.Namespace) -> int:
         notes.append(f"both arms use the baseline's seed {base.run.seed} (the intervention file says {inter.run.seed})")
     if args.workers < 1:
         raise VillagesimError("--workers must be at least 1")
-    with (
-        tqdm(total=2 * args.replicates * steps, unit="step", desc="compare", disable=args.quiet or None, file=sys.stderr) as bar,
-        backend_for(args.workers) as backend,
-    ):
-        c = compare(
-            base,
-            inter,
-            replicates=args.replicates,
-            steps=steps,
-            seed=args.seed,
-            window=args.window,
-            progress=bar.update,
-            backend=backend,
-        )
-    with atomic_folder(out) as tmp:
-        c.table.to_csv(tmp / "comparison.csv", index=False)
-        write_parquet(c.timeseries, tmp / "timeseries.parquet")
-        write_parquet(c.values, tmp / "replicate_outcomes.parquet")
-        (tmp / "baseline.toml").write_text(scenario_to_toml(c.baseline), encoding="utf-8")
-        (tmp / "intervention.toml").write_text(scenario_to_toml(c.intervention), encoding="utf-8")
-        comparison_figures(c, tmp / "figures")
-        write_json(
-            {
-                "baseline": c.baseline.name,
-                "intervention": c.intervention.name,
-                "replicates": c.replicates,
-                "steps": c.baseline.run.steps,
-                "window_weeks": c.window,
-                "runtime_seconds": round(c.seconds, 3),
-                "notes": notes,
-                "baseline_hash": scenario_hash(c.baseline),
-                "intervention_hash": scenario_hash(c.intervention),
-                **provenance(c.baseline.run.seed, scenario_hash(c.intervention)),
-                "comparison": c.table.to_dict(orient="records"),
-            },
-            tmp / "summary.json",
-        )
+    rows = 2 * args.replicates * steps
+    # the folder is checked, locked and cleaned before the simulation, so that a bad --out costs nothing
+    with ResultFolder.claim(out, kind="compare", estimate=estimate_bytes(rows)) as folder:
+        with (
+            tqdm(total=rows, unit="step", desc="compare", disable=args.quiet or None, file=sys.stderr) as bar,
+            backend_for(args.workers) as backend,
+        ):
+            c = compare(
+                base,
+                inter,
+                replicates=args.replicates,
+                steps=steps,
+                seed=args.seed,
+                window=args.window,
+                progress=bar.update,
+                backend=backend,
+            )
+        with folder.writing() as tmp:
+            c.table.to_csv(tmp / "comparison.csv", index=False)
+            write_parquet(c.timeseries, tmp / "timeseries.parquet")
+            write_parquet(c.values, tmp / "replicate_outcomes.parquet")
+            (tmp / "baseline.toml").write_text(scenario_to_toml(c.baseline), encoding="utf-8")
+            (tmp / "intervention.toml").write_text(scenario_to_toml(c.intervention), encoding="utf-8")
+            comparison_figures(c, tmp / "figures")
+            write_json(
+                {
+                    "baseline": c.baseline.name,
+                    "intervention": c.intervention.name,
+                    "replicates": c.replicates,
+                    "steps": c.baseline.run.steps,
+                    "window_weeks": c.window,
+                    "runtime_seconds": round(c.seconds, 3),
+                    "notes": notes,
+                    "baseline_hash": scenario_hash(c.baseline),
+                    "intervention_hash": scenario_hash(c.intervention),
+                    **provenance(c.baseline.run.seed, scenario_hash(c.intervention)),
+                    "comparison": c.table.to_dict(orient="records"),
+                },
+                tmp / "summary.json",
+            )
     for line in summary_lines(c) + [f"  note: {n}" for n in notes]:
         print(line)
     print(f"results in {out}/ (comparison.csv, figures/trajectories.png, figures/differences.png)")

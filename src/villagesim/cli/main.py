@@ -77,7 +77,10 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _default_out(name: str) -> Path:
-    return Path("results") / name
+    """``results/<name>``, with the scenario's name made one harmless folder name."""
+    from villagesim.runs.folder import safe_name
+
+    return Path("results") / safe_name(name)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -92,7 +95,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         SUMMARY,
         TIMESERIES,
         VILLAGES,
-        atomic_folder,
+        ResultFolder,
+        estimate_bytes,
         provenance,
         write_json,
         write_parquet,
@@ -110,36 +114,41 @@ def _cmd_run(args: argparse.Namespace) -> int:
         overrides["run.replicates"] = args.replicates
     if overrides:
         scenario = apply_overrides(scenario, overrides, file="command line")
-    out = Path(args.out) if args.out else _default_out(scenario.name)
+    out = Path(args.out) if args.out is not None else _default_out(scenario.name)
     total = scenario.run.steps * scenario.run.replicates
     if args.workers < 1:
         raise VillagesimError("--workers must be at least 1")
-    with (
-        tqdm(total=total, unit="step", desc=scenario.name, disable=args.quiet or None, file=sys.stderr) as bar,
-        backend_for(min(args.workers, scenario.run.replicates)) as backend,
-    ):
-        result = run_scenario(scenario, progress=bar.update, backend=backend)
-    digest = scenario_hash(scenario)
-    summary = {
-        "scenario": scenario.name,
-        "description": scenario.description,
-        "source_file": str(loaded.path),
-        "replicates": result.replicates,
-        "steps": scenario.run.steps,
-        "villages": scenario.population.villages,
-        "runtime_seconds": round(result.seconds, 3),
-        **provenance(scenario.run.seed, digest),
-        "outcomes": summarise(result.timeseries),
-    }
-    with atomic_folder(out) as tmp:
-        write_parquet(result.timeseries, tmp / TIMESERIES)
-        write_parquet(result.villages, tmp / VILLAGES)
-        (tmp / SCENARIO).write_text(
-            f"# resolved scenario of {loaded.path} (hash {digest[:16]})\n" + scenario_to_toml(scenario), encoding="utf-8"
-        )
-        run_figures(result.timeseries, tmp / "figures", scenario.name)
-        write_dictionary(tmp / DICTIONARY)
-        write_json(summary, tmp / SUMMARY)
+    reports = -(-scenario.run.steps // scenario.run.village_report_every)
+    rows = total + scenario.run.replicates * scenario.population.villages * reports
+    # the folder is checked, locked and cleaned before the simulation, so that a bad --out costs nothing
+    with ResultFolder.claim(out, kind="run", estimate=estimate_bytes(rows)) as folder:
+        with (
+            tqdm(total=total, unit="step", desc=scenario.name, disable=args.quiet or None, file=sys.stderr) as bar,
+            backend_for(min(args.workers, scenario.run.replicates)) as backend,
+        ):
+            result = run_scenario(scenario, progress=bar.update, backend=backend)
+        digest = scenario_hash(scenario)
+        summary = {
+            "scenario": scenario.name,
+            "description": scenario.description,
+            "source_file": str(loaded.path),
+            "replicates": result.replicates,
+            "steps": scenario.run.steps,
+            "villages": scenario.population.villages,
+            "runtime_seconds": round(result.seconds, 3),
+            **provenance(scenario.run.seed, digest),
+            "outcomes": summarise(result.timeseries),
+        }
+        with folder.writing() as tmp:
+            write_parquet(result.timeseries, tmp / TIMESERIES)
+            write_parquet(result.villages, tmp / VILLAGES)
+            (tmp / SCENARIO).write_text(
+                f"# resolved scenario of {loaded.path} (hash {digest[:16]})\n" + scenario_to_toml(scenario),
+                encoding="utf-8",
+            )
+            run_figures(result.timeseries, tmp / "figures", scenario.name)
+            write_dictionary(tmp / DICTIONARY)
+            write_json(summary, tmp / SUMMARY)
     o = summary["outcomes"]
     print(
         f"{scenario.name}: {result.replicates} replicate(s) x {scenario.run.steps} weeks in {result.seconds:.1f} s; "

@@ -30,6 +30,7 @@ def _workers(value: int | None) -> int:
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from villagesim.calibration.fitting import CalibrationSettings, calibrate, write_result
     from villagesim.config.loading import load_scenario
+    from villagesim.runs.folder import ResultFolder
 
     scenario = load_scenario(args.scenario).scenario
     settings = CalibrationSettings.quick() if args.quick else CalibrationSettings()
@@ -39,11 +40,12 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(line, file=sys.stderr, flush=True)
 
-    result = calibrate(scenario, settings, log)
-    result["source_file"] = str(args.scenario)
-    result["command"] = "villagesim calibrate " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "villagesim calibrate"
     out = Path(args.out)
-    write_result(result, out)
+    with ResultFolder.claim(out, kind="calibration") as folder:  # checked and locked before the fitting
+        result = calibrate(scenario, settings, log)
+        result["source_file"] = str(args.scenario)
+        result["command"] = "villagesim calibrate " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "villagesim calibrate"
+        write_result(result, folder)
     for path, value in result["fitted"].items():
         unc = result["uncertainty"].get(path)
         if unc and "posterior_sd" in unc:
