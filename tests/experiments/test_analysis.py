@@ -120,8 +120,9 @@ def test_incomplete_sobol_sweep_falls_back_to_eta2(tmp_path):
     folder = _synthetic_sweep(tmp_path, "sobol", "samples = 8\n", lambda a, b, c: a)
     store = SweepStore(folder)
     kept = store.summaries().iloc[:20]
-    for p in (folder / "runs").glob("part-*.parquet"):
-        p.unlink()
+    for p in [*(folder / "runs").glob("part-*.parquet"), *(folder / "manifests").glob("part-*.json")]:
+        p.unlink()  # the task's summaries and its manifest (the mark that it is done)
+    store = SweepStore(folder)
     store.write(TaskResult(kept["run_id"].tolist(), kept, None, [], 0.0))
     result = analyze(folder)
     assert set(result.indices["method"]) == {"eta2"}

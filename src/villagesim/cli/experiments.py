@@ -59,7 +59,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, help="weeks per run instead of the experiment's (a quick look)")
     p.add_argument("--runs-per-task", type=int, help="runs per Dask task (default: the replicates of a point, at least 4)")
     p.add_argument("--retry-failed", action="store_true", help="run again the runs recorded as failed")
-    p.add_argument("--dry-run", action="store_true", help="validate the experiment, print its design and stop")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="validate the experiment, print its size and first runs and stop (the design is counted, not built)",
+    )
+    p.add_argument(
+        "--allow-large-design",
+        action="store_true",
+        help="build a design of more than 1,000,000 runs (refused by default: it may not fit in memory)",
+    )
+    p.add_argument(
+        "--dashboard",
+        nargs="?",
+        const="127.0.0.1:0",
+        metavar="ADDRESS",
+        help="serve Dask's dashboard (it has no login): on 127.0.0.1 and a free port, or on ADDRESS "
+        "(0.0.0.0:8787 opens it to the network); without it a local cluster has none and a batch "
+        "cluster's listens on 127.0.0.1 only",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_sweep)
 
@@ -164,8 +182,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------- sweep
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from villagesim.experiments.design import build_design, describe, load_experiment
-    from villagesim.experiments.sweep import sweep
+    from villagesim.experiments.design import MAX_DESIGN_RUNS, check_size, describe, design_head, load_experiment
+    from villagesim.experiments.sweep import SweepStore, sweep
 
     exp = load_experiment(args.experiment)
     for value, flag in ((args.max_runs, "--max-runs"), (args.steps, "--steps"), (args.runs_per_task, "--runs-per-task")):
@@ -173,29 +191,42 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             raise VillagesimError(f"{flag} must be at least 1")
     if args.workers is not None and args.workers < 0:
         raise VillagesimError("--workers must be 0 (serial) or more")
+    limit = None if args.allow_large_design else MAX_DESIGN_RUNS
     if not args.quiet or args.dry_run:
-        for line in describe(exp, build_design(exp)):
+        for line in describe(exp):  # counted, not built
             print(line)
     if args.dry_run:
+        head = design_head(exp, 5, max_runs=limit)
+        if head is not None and len(head):
+            print("  first runs:")
+            for line in head.to_string(index=False).splitlines():
+                print(f"    {line}")
+        check_size(exp, limit)
         return 0
+    check_size(exp, limit)  # before starting a cluster
+    store = SweepStore(args.out)
     try:
-        with backend_for(
-            args.workers,
-            dask=True,
-            scheduler=args.scheduler,
-            scheduler_file=args.scheduler_file,
-            cluster=args.cluster,
-            retries=2,
-            jobs=args.jobs,
-            cores=args.cores,
-            processes=args.processes,
-            memory=args.memory,
-            walltime=args.walltime,
-            queue=args.queue,
-            account=args.account,
-            job_extra=args.job_extra,
-            local_directory=args.local_directory,
-        ) as backend:
+        with (
+            store.locked(),  # before starting a cluster: a second driver on this store refuses at once
+            backend_for(
+                args.workers,
+                dask=True,
+                scheduler=args.scheduler,
+                scheduler_file=args.scheduler_file,
+                cluster=args.cluster,
+                retries=2,
+                jobs=args.jobs,
+                cores=args.cores,
+                processes=args.processes,
+                memory=args.memory,
+                walltime=args.walltime,
+                queue=args.queue,
+                account=args.account,
+                job_extra=args.job_extra,
+                local_directory=args.local_directory,
+                **({"dashboard": args.dashboard} if args.dashboard else {}),
+            ) as backend,
+        ):
             if not args.quiet:
                 print(f"  running {backend.describe()}; results stream to {args.out}/")
             report = sweep(
@@ -207,6 +238,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                 runs_per_task=args.runs_per_task,
                 retry_failed=args.retry_failed,
                 progress=not args.quiet,
+                allow_large_design=args.allow_large_design,
             )
     except KeyboardInterrupt:
         print(

@@ -60,7 +60,7 @@ from scipy import stats
 
 from villagesim.config.loading import _suggest, apply_overrides, load_scenario
 from villagesim.config.schema import Scenario
-from villagesim.errors import ScenarioError
+from villagesim.errors import ScenarioError, VillagesimError
 from villagesim.outputs.sums import COLUMNS
 
 __all__ = [
@@ -72,6 +72,10 @@ __all__ = [
     "Design",
     "load_experiment",
     "build_design",
+    "design_size",
+    "design_head",
+    "check_size",
+    "MAX_DESIGN_RUNS",
     "point_seed",
 ]
 
@@ -80,6 +84,10 @@ DESIGNS = ("grid", "lhs", "sobol", "morris")
 
 DISTRIBUTIONS = ("uniform", "loguniform", "triangular", "normal")
 """Distributions a range factor may follow."""
+
+MAX_DESIGN_RUNS = 10**6
+"""The most runs :func:`build_design` builds unless told otherwise (``--allow-large-design``):
+a design is a table in memory, and a typo in ``levels`` can ask for 10^8 rows."""
 
 DEFAULT_OUTCOMES = [
     "unmet_need_share",
@@ -585,8 +593,113 @@ def _norm_key(key: str) -> str:
 
 
 # --------------------------------------------------------------------- designs
-def build_design(exp: Experiment) -> Design:
-    """The points of an experiment's design (deterministic for a given file)."""
+def design_size(exp: Experiment) -> tuple[int, int]:
+    """``(points, runs)`` of an experiment's design, counted without building it.
+
+    Lists are crossed with the sampled points: ``grid`` takes ``levels ** D`` points for D
+    ranges, ``lhs`` ``samples``, ``sobol`` ``samples * (D + 2)``, ``morris`` ``samples * (D + 1)``;
+    every point runs ``replicates`` times.
+    """
+    combos = math.prod(len(f.values) for f in exp.factors if not f.is_range)
+    d = sum(1 for f in exp.factors if f.is_range)
+    if d == 0:
+        sampled = 1
+    elif exp.design_kind == "grid":
+        sampled = exp.levels**d
+    elif exp.design_kind == "lhs":
+        sampled = exp.samples
+    elif exp.design_kind == "sobol":
+        sampled = exp.samples * (d + 2)
+    else:
+        sampled = exp.samples * (d + 1)
+    points = combos * sampled
+    return points, points * exp.replicates
+
+
+def check_size(exp: Experiment, max_runs: int | None = MAX_DESIGN_RUNS) -> None:
+    """Refuse, before anything is allocated, a design of more than ``max_runs`` runs (``None``: no limit).
+
+    Raises:
+        VillagesimError: one line with the design's size and what to do.
+    """
+    if max_runs is None:
+        return
+    points, runs = design_size(exp)
+    if runs > max_runs:
+        raise VillagesimError(
+            f"{exp.path}: the design has {runs:,} runs ({points:,} points x {exp.replicates} replicates), "
+            f"more than the limit of {max_runs:,}; make it smaller (fewer levels, samples or values) "
+            "or pass --allow-large-design if you mean it"
+        )
+
+
+def _grid_axes(exp: Experiment, ranged: list[Factor]) -> list[np.ndarray]:
+    """The unit-interval levels of each range of a grid."""
+    axes = []
+    for f in ranged:
+        if f.distribution == "uniform":
+            axes.append(np.linspace(0.0, 1.0, exp.levels))
+        else:
+            axes.append((np.arange(exp.levels) + 0.5) / exp.levels)
+    return axes
+
+
+def design_head(exp: Experiment, n: int = 5, max_runs: int | None = MAX_DESIGN_RUNS) -> pd.DataFrame | None:
+    """The first ``n`` runs of the design, as :attr:`Design.runs` would list them.
+
+    A grid (or a design without ranges) is decoded run by run from the run number, so a design
+    of any size costs nothing; a sampled design is built when it is within ``max_runs`` and
+    gives ``None`` above it.
+    """
+    points, runs = design_size(exp)
+    n = min(int(n), runs)
+    ranged = [f for f in exp.factors if f.is_range]
+    if ranged and exp.design_kind != "grid":
+        if max_runs is not None and runs > max_runs:
+            return None
+        return build_design(exp, max_runs=None).runs.head(n).reset_index(drop=True)
+    listed = [f for f in exp.factors if not f.is_range]
+    axes = _grid_axes(exp, ranged)
+    radices = [len(f.values) for f in listed] + [len(a) for a in axes]
+    rows = []
+    for rid in range(n):
+        point, rep = divmod(rid, exp.replicates)
+        digits, rest = [], point
+        for radix in reversed(radices):  # the last factor varies fastest, as in itertools.product
+            rest, digit = divmod(rest, radix)
+            digits.append(digit)
+        digits.reverse()
+        value: dict[str, Any] = {}
+        for f, digit in zip(listed, digits[: len(listed)], strict=True):
+            value[f.path] = f.values[digit]
+        for f, axis, digit in zip(ranged, axes, digits[len(listed) :], strict=True):
+            x = f.ppf(np.array([axis[digit]]))[0]
+            value[f.path] = int(x) if f.kind == "int" else float(x)
+        seed = exp.seed if exp.common_random_numbers else point_seed(exp.seed, point)
+        rows.append(
+            {"run_id": rid, "point": point, "replicate": rep, "seed": seed} | {f.path: value[f.path] for f in exp.factors}
+        )
+    head = pd.DataFrame(rows, columns=["run_id", "point", "replicate", "seed", *[f.path for f in exp.factors]])
+    for col in ("run_id", "point", "replicate"):
+        head[col] = head[col].astype("int64")
+    head["seed"] = head["seed"].astype("uint64")
+    for f in exp.factors:
+        head[f.path] = head[f.path].astype(_dtype(f))
+    return head
+
+
+def build_design(exp: Experiment, max_runs: int | None = MAX_DESIGN_RUNS) -> Design:
+    """The points of an experiment's design (deterministic for a given file).
+
+    Args:
+        exp: a loaded experiment.
+        max_runs: refuse (before allocating anything) a design of more runs than this;
+            ``None`` for no limit.
+
+    Raises:
+        VillagesimError: the design has more than ``max_runs`` runs.
+    """
+    check_size(exp, max_runs)
     listed = [f for f in exp.factors if not f.is_range]
     ranged = [f for f in exp.factors if f.is_range]
     combos = list(itertools.product(*[f.values for f in listed])) if listed else [()]
@@ -595,13 +708,7 @@ def build_design(exp: Experiment) -> Design:
     if not ranged:
         u = np.zeros((1, 0))
     elif exp.design_kind == "grid":
-        axes = []
-        for f in ranged:
-            if f.distribution == "uniform":
-                axes.append(np.linspace(0.0, 1.0, exp.levels))
-            else:
-                axes.append((np.arange(exp.levels) + 0.5) / exp.levels)
-        u = np.array(list(itertools.product(*axes)), dtype=float).reshape(-1, d)
+        u = np.array(list(itertools.product(*_grid_axes(exp, ranged))), dtype=float).reshape(-1, d)
     elif exp.design_kind == "lhs":
         from scipy.stats import qmc
 
@@ -649,16 +756,19 @@ def _unit_problem(ranged: list[Factor]) -> dict[str, Any]:
     return {"num_vars": len(ranged), "names": [f.path for f in ranged], "bounds": [[0.0, 1.0]] * len(ranged)}
 
 
-def describe(exp: Experiment, design: Design) -> list[str]:
-    """Lines describing an experiment and its size (for ``villagesim sweep`` and ``check``)."""
+def describe(exp: Experiment, design: Design | None = None) -> list[str]:
+    """Lines describing an experiment and its size (for ``villagesim sweep`` and ``check``).
+
+    The size is counted (:func:`design_size`), so describing a design does not build it.
+    """
     lines = [f"{exp.path}: {exp.name}", f"  base scenario: {exp.scenario_path}"]
     if exp.description:
         lines.append(f"  question:      {exp.description}")
     for f in exp.factors:
         lines.append(f"  {f.role:<12} {f.path} = {f.describe()}")
-    n_points = len(design.points)
+    n_points, n_runs = design_size(exp) if design is None else (len(design.points), len(design.runs))
     lines.append(
-        f"  design:        {exp.design_kind}, {n_points} point(s) x {exp.replicates} replicate(s) = {len(design.runs)} runs"
+        f"  design:        {exp.design_kind}, {n_points} point(s) x {exp.replicates} replicate(s) = {n_runs} runs"
         f" of {exp.steps} weeks"
     )
     return lines

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from villagesim.errors import VillagesimError
-from villagesim.version import __version__
+from villagesim.version import __version__, model_hash
 
 __all__ = [
     "Backend",
@@ -47,6 +47,9 @@ __all__ = [
 ]
 
 KeyFn = Callable[[Any], str]
+
+LOOPBACK = "127.0.0.1"
+"""Where a local cluster listens, and a dashboard unless one is asked for elsewhere."""
 
 _END = object()
 
@@ -236,7 +239,20 @@ class DaskBackend(Backend):
         return self._threads[1]
 
     def describe(self) -> str:
-        return f"on Dask ({self.client.scheduler.address})"
+        text = f"on Dask ({self.client.scheduler.address})"
+        if self.dashboard_link:
+            text += f"; dashboard at {self.dashboard_link}"
+        return text
+
+    @property
+    def dashboard_link(self) -> str | None:
+        """The address of Dask's dashboard, when this backend's own cluster serves one."""
+        if self.cluster is None or not getattr(self.cluster, "_villagesim_dashboard", False):
+            return None
+        try:
+            return self.cluster.dashboard_link
+        except Exception:  # no dashboard after all (bokeh missing, say)
+            return None
 
     def close(self) -> None:
         close_client(self.client, self.cluster)
@@ -352,6 +368,7 @@ def make_client(
     account: str | None = None,
     job_extra: list[str] | None = None,
     local_directory: str | None = None,
+    dashboard: str | None = None,
 ) -> tuple[Any, Any]:
     """A Dask client (and the cluster it owns, if any).
 
@@ -359,6 +376,12 @@ def make_client(
     connect to a running scheduler; ``cluster`` (``slurm`` or ``pbs``) starts a
     dask-jobqueue cluster of ``jobs`` batch jobs; otherwise a local cluster of ``workers``
     single-threaded worker processes.
+
+    Dask's dashboard has no authentication, so it is served only when asked for: ``dashboard``
+    is its address (``"127.0.0.1:0"``: loopback, a free port; ``"0.0.0.0:8787"`` opens it to the
+    network). Without it a local cluster has no dashboard, and a batch cluster's scheduler, which
+    must listen where the compute nodes reach it, keeps its dashboard and HTTP routes on
+    127.0.0.1. A local cluster's scheduler and workers listen on 127.0.0.1 only.
     """
     logging.getLogger("distributed").setLevel(logging.ERROR)
     from distributed import Client  # dask is an optional dependency: imported only when used
@@ -381,6 +404,7 @@ def make_client(
             account=account,
             job_extra=job_extra,
             local_directory=local_directory,
+            dashboard=dashboard,
         )
         cluster_obj.scale(jobs=jobs)
         return Client(cluster_obj), cluster_obj
@@ -389,12 +413,22 @@ def make_client(
     from distributed import LocalCluster
 
     n = workers or max(1, (os.cpu_count() or 1))
-    local = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=logging.ERROR)
+    local = LocalCluster(
+        n_workers=n,
+        threads_per_worker=1,
+        processes=True,
+        host=LOOPBACK,
+        dashboard_address=dashboard,
+        # without a dashboard the scheduler still serves HTTP routes (health, metrics): on loopback
+        scheduler_kwargs={"dashboard_address": dashboard or f"{LOOPBACK}:0", "dashboard": dashboard is not None},
+        silence_logs=logging.ERROR,
+    )
+    local._villagesim_dashboard = dashboard is not None
     return Client(local), local
 
 
 def _worker_version() -> str:
-    return __version__
+    return f"{__version__} (model {model_hash()[:12]})"
 
 
 def check_workers(client: Any) -> None:
@@ -408,11 +442,12 @@ def check_workers(client: Any) -> None:
             f"the Dask workers cannot run villagesim ({type(exc).__name__}: {exc}); "
             f"install villagesim {__version__} in the workers' Python environment"
         ) from None
-    other = sorted({v for v in versions.values() if v != __version__})
+    mine = _worker_version()
+    other = sorted({v for v in versions.values() if v != mine})
     if other:
         raise VillagesimError(
-            f"the Dask workers run villagesim {', '.join(other)} but this driver runs {__version__}; "
-            "install the same version on both so that results are the same everywhere"
+            f"the Dask workers run villagesim {', '.join(other)} but this driver runs {mine}; "
+            "install the same version (the same model code) on both so that results are the same everywhere"
         )
 
 
@@ -427,8 +462,15 @@ def make_jobqueue_cluster(
     account: str | None = None,
     job_extra: list[str] | None = None,
     local_directory: str | None = None,
+    dashboard: str | None = None,
 ) -> Any:
-    """A dask-jobqueue ``SLURMCluster`` or ``PBSCluster``; its workers run single-threaded processes."""
+    """A dask-jobqueue ``SLURMCluster`` or ``PBSCluster``; its workers run single-threaded processes.
+
+    The scheduler listens on the interface dask-jobqueue is configured with (the compute nodes
+    must reach it); its dashboard listens on ``dashboard`` if given, otherwise on 127.0.0.1 only
+    (reach it through an SSH tunnel).
+    """
+    import dask
     import dask_jobqueue  # an optional dependency: imported only for a batch cluster
 
     classes = {"slurm": dask_jobqueue.SLURMCluster, "pbs": dask_jobqueue.PBSCluster}
@@ -450,7 +492,14 @@ def make_jobqueue_cluster(
         kwargs["job_extra_directives"] = job_extra
     if local_directory:
         kwargs["local_directory"] = local_directory
-    return classes[kind](**kwargs)
+    configured = dask.config.get(f"jobqueue.{kind}.scheduler-options", {}) or {}
+    options = {"dashboard_address": f"{LOOPBACK}:0", **configured}  # an address set in the Dask config is asked for
+    if dashboard:
+        options["dashboard_address"] = dashboard
+    kwargs["scheduler_options"] = options
+    cluster = classes[kind](**kwargs)
+    cluster._villagesim_dashboard = bool(dashboard) or "dashboard_address" in configured
+    return cluster
 
 
 def close_client(client: Any, cluster: Any) -> None:
