@@ -501,8 +501,9 @@ def RunCard(
     on_reset: Any,
     on_undo: Any,
     step_error: solara.Reactive[str],
+    busy: bool = False,
 ) -> None:
-    """Step, play/pause, reset, speed, and where the run is."""
+    """Step, play/pause, reset, speed, and where the run is (the run's buttons wait while a worker builds)."""
     with solara.Card("Run", margin=0):
         solara.Text(
             f"Week {run.week} of {run.horizon} (year {run.week / 52:.1f})"
@@ -510,14 +511,14 @@ def RunCard(
             classes=["week-counter"],
         )
         with solara.Row(gap="6px"):
-            solara.Button("Step", on_click=on_step, color="primary", disabled=playing.value or not run.running)
+            solara.Button("Step", on_click=on_step, color="primary", disabled=busy or playing.value or not run.running)
             solara.Button(
                 "Pause" if playing.value else "Play",
                 on_click=(lambda: playing.set(False)) if playing.value else (lambda: playing.set(True)),
                 color="primary",
-                disabled=not run.running,
+                disabled=busy or not run.running,
             )
-            solara.Button("Reset", on_click=on_reset, color="primary", outlined=True)
+            solara.Button("Reset", on_click=on_reset, color="primary", outlined=True, disabled=busy)
         solara.SliderInt("Speed (ms between weeks)", value=interval_ms, min=0, max=1000, step=50)
         changed = ", ".join(sorted(run.levers)) if run.levers else "none"
         solara.Text(f"Levers you changed: {changed}", style={"font-size": "0.85em", "color": "#555"}, classes=["changed-levers"])
@@ -730,7 +731,18 @@ def Page() -> None:
                         on_value=on_compare,
                         classes=["compare-switch"],
                     )
-                RunCard(r, r.week, lever_tick.value, playing, interval_ms, do_step, do_reset, undo_levers, step_error)
+                RunCard(
+                    r,
+                    r.week,
+                    lever_tick.value,
+                    playing,
+                    interval_ms,
+                    do_step,
+                    do_reset,
+                    undo_levers,
+                    step_error,
+                    bool(busy.value),
+                )
                 solara.HTML(
                     tag="div",
                     unsafe_innerHTML=(
