@@ -124,6 +124,8 @@ def server():
 def test_page_runs_offline_levers_steps_and_refuses_bad_input(server, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=30_000)  # a loaded 2-core machine builds and steps slowly; 5 s is not enough
+
     url, log = server
     external, failed, console_errors = [], [], []
     with sync_playwright() as p:
@@ -242,6 +244,8 @@ def test_an_exposed_page_needs_its_token_and_takes_a_scenario_with_the_file_it_e
     with the token was opened; without it the server answers 401. Two files uploaded
     together: the scenario and the file it extends."""
     from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=30_000)  # a loaded 2-core machine builds and steps slowly; 5 s is not enough
 
     base = tmp_path / "base.toml"
     base.write_text('extends = "baseline"\n[policy]\npublicity = 0.7\n', encoding="utf-8")
