@@ -49,7 +49,6 @@ import itertools
 import json
 import math
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,7 +57,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from villagesim.config.loading import _suggest, apply_overrides, load_scenario
+from villagesim.config.loading import _suggest, apply_overrides, load_scenario, parse_toml, read_text_file
 from villagesim.config.schema import Scenario
 from villagesim.errors import ScenarioError, VillagesimError
 from villagesim.outputs.sums import COLUMNS
@@ -291,19 +290,9 @@ def load_experiment(path: str | Path) -> Experiment:
             scenario that does not validate and factor values outside a parameter's bounds.
     """
     path = Path(path)
-    if not path.exists():
-        raise ScenarioError(f"experiment file not found: {path}")
-    if path.is_dir():
-        raise ScenarioError(f"expected an experiment file but found a folder: {path}")
-    try:
-        text = path.read_text(encoding="utf-8")
-        raw = tomllib.loads(text)
-    except UnicodeDecodeError as exc:
-        raise ScenarioError(f"cannot read file: {exc}", file=path) from None
-    except tomllib.TOMLDecodeError as exc:
-        m = re.search(r"\s*\(at line (\d+), column (\d+)\)", str(exc))
-        msg = re.sub(r"\s*\(at line (\d+), column (\d+)\)", "", str(exc))
-        raise ScenarioError(f"TOML syntax error: {msg}", file=path, line=int(m.group(1)) if m else None) from None
+    # the same safe reading as scenario files: a regular file, bounded, a BOM accepted, nesting limited
+    text = read_text_file(path, what="experiment file")
+    raw = parse_toml(text, str(path))
     ctx = _Ctx(path, text)
 
     for key in raw:
