@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from mesa.agent import AgentSet
 
 from villagesim.agents import NGO, Elder, Government, PersonView, VillageCommittee, Volunteer
 from villagesim.config.loading import apply_overrides, load_scenario
-from villagesim.config.schema import Scenario
+from villagesim.config.schema import Scenario, check_lever
 from villagesim.outputs.recorder import OutputCollector, Recorder
 from villagesim.outputs.sums import COLUMNS, village_sums
 from villagesim.processes import STEP
@@ -76,7 +77,7 @@ class VillageModel(mesa.Model):
         self.scenario = scenario
         self.replicate = replicate
         self.horizon = int(steps if steps is not None else scenario.run.steps)
-        self._pending = sorted(scenario.intervention, key=lambda i: i.step)
+        self._pending = deque(sorted(scenario.intervention, key=lambda i: i.step))
         self.applied_interventions: list[tuple[int, dict[str, Any]]] = []
         self._apply_interventions(0)
         self.world: World = build_world(self.scenario, self.streams.named("population"))
@@ -119,15 +120,20 @@ class VillageModel(mesa.Model):
     def _apply_interventions(self, t: int) -> None:
         """Apply the interventions due by step ``t`` to the planner's levers (the funding
         process of the step then reacts to the change)."""
+        due: dict[str, Any] = {}
         while self._pending and self._pending[0].step <= t:
-            item = self._pending.pop(0)
-            self.scenario = apply_overrides(self.scenario, item.set)
+            item = self._pending.popleft()
+            due.update(item.set)  # same lever twice in one week: the later one wins (check warns)
             self.applied_interventions.append((t, dict(item.set)))
+        if due:  # one validation per week, however many interventions fall due
+            self.scenario = apply_overrides(self.scenario, due)
 
     def set_lever(self, path: str, value: Any) -> None:
         """Change a lever of the running model from the next step on (validated; raises
         ScenarioError if invalid). The next step's funding process re-splits the unspent
-        money over the uses that now need it."""
+        money over the uses that now need it. A parameter used only when the villages are
+        built (``population.*``, ``run.*``, initial shares) is refused."""
+        check_lever(path)
         self.scenario = apply_overrides(self.scenario, {path: value})
 
     # ------------------------------------------------------------------ agents on demand

@@ -57,8 +57,8 @@ def test_an_upload_cannot_extend_a_fifo_or_a_symlink(tmp_path, monkeypatch):
     (folder / "link.toml").symlink_to("/etc/passwd")
     monkeypatch.chdir(tmp_path)
     _refused([("mine.toml", f'extends = "{folder / "fifo.toml"}"\n')], "not a path")
-    _refused([("mine.toml", 'extends = "fifo.toml"\n')], "neither a shipped scenario nor a file uploaded")
-    _refused([("mine.toml", 'extends = "link.toml"\n')], "neither a shipped scenario nor a file uploaded")
+    _refused([("mine.toml", 'extends = "fifo.toml"\n')], "is not a shipped scenario or a file uploaded")
+    _refused([("mine.toml", 'extends = "link.toml"\n')], "is not a shipped scenario or a file uploaded")
     _refused([("mine.toml", f'extends = "{folder / "link.toml"}"\n')], "not a path")
 
 
@@ -79,7 +79,7 @@ def test_an_upload_extends_a_shipped_scenario_or_a_file_uploaded_with_it():
 def test_an_upload_cannot_extend_another_planners_upload():
     before = set(Path(tempfile.gettempdir()).glob("villagesim-upload-*"))
     assert load_uploaded_files([("theirs.toml", 'name = "theirs"\n')])[0] == "theirs.toml"
-    _refused([("mine.toml", 'extends = "theirs.toml"\n')], "neither a shipped scenario nor a file uploaded")
+    _refused([("mine.toml", 'extends = "theirs.toml"\n')], "is not a shipped scenario or a file uploaded")
     assert set(Path(tempfile.gettempdir()).glob("villagesim-upload-*")) == before  # nothing is left behind
 
 

@@ -94,7 +94,7 @@ def test_unknown_lever_in_intervention(tmp_path):
         (SCENARIOS / "baseline.toml").as_posix()
     )
     err, msg = _error(tmp_path, text)
-    assert err.line == 3
+    assert err.line == 5  # the line of the set, inside the [[intervention]] at line 3
     assert "intervention[0].set.policy.platfrom.enabled" in msg and "did you mean 'policy.platform.enabled'" in msg
 
 
@@ -102,7 +102,7 @@ def test_bad_value_in_intervention(tmp_path):
     err, msg = _error(
         tmp_path, '[[intervention]]\nstep = 1\nset = { "policy.publicity" = 2.0 }\n\n[[intervention]]\nstep = 2\nset = {}\n'
     )
-    assert err.line == 1 and "intervention[0].set.policy.publicity" in msg
+    assert err.line == 3 and "intervention[0].set.policy.publicity" in msg
 
 
 def test_cross_field_check(tmp_path):

@@ -22,7 +22,6 @@ import io
 import re
 import tempfile
 import threading
-import tomllib
 import typing
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -35,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from villagesim.config.limits import RunSize, check_size
-from villagesim.config.loading import ReadRules, apply_overrides, load_scenario
+from villagesim.config.loading import ReadRules, apply_overrides, load_scenario, parse_toml
 from villagesim.config.schema import Scenario
 from villagesim.errors import ScenarioError
 from villagesim.model import VillageModel
@@ -220,9 +219,9 @@ def lever_specs() -> list[LeverSpec]:
     """The levers of the page, grouped and ordered, read from the schema.
 
     Every ``policy.*`` parameter is a lever (new ones appear automatically), plus
-    :data:`EXTRA_LEVERS`.
+    :data:`EXTRA_LEVERS`, except those fixed when the villages are built.
     """
-    rows = {r["path"]: r for r in Scenario.parameter_table()}
+    rows = {r["path"]: r for r in Scenario.parameter_table() if not r["fixed"]}
     paths = [p for p in rows if p.startswith("policy.")] + [p for p in EXTRA_LEVERS if p in rows]
     group_of: dict[str, str] = {}
     order: dict[str, int] = {}
@@ -442,8 +441,8 @@ def load_uploaded_files(files: list[Upload], *, limits: PageLimits = PAGE_LIMITS
     interventions: dict[str, int] = {}
     for fname, data in contents.items():
         try:
-            raws[fname] = tomllib.loads(data.decode("utf-8-sig"))
-        except (UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):
+            raws[fname] = parse_toml(data.decode("utf-8-sig"), fname)  # bounded nesting, no recursion limit
+        except (UnicodeDecodeError, ScenarioError):
             continue  # loading the file reports it with its line
         items = raws[fname].get("intervention")
         if isinstance(items, list) and items:

@@ -11,6 +11,7 @@ whose text is ``FILE:LINE: FIELD: what is wrong and what was expected``.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import errno
 import hashlib
 import json
@@ -27,7 +28,16 @@ from pydantic import ValidationError
 
 # apply_overrides lives with the schema (Scenario.with_overrides calls it), so this module imports the
 # schema and never the other way round; it stays importable from here
-from villagesim.config.schema import Scenario, _describe, _suggest, apply_overrides, leaf_paths
+from villagesim.config.schema import (
+    Scenario,
+    _describe,
+    _set_path,
+    _suggest,
+    apply_overrides,
+    check_lever,
+    fixed_paths,
+    leaf_paths,
+)
 from villagesim.errors import ScenarioError
 
 __all__ = [
@@ -58,6 +68,9 @@ class LoadedScenario:
     scenario: Scenario
     path: Path
     chain: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    """Things that are allowed but probably not meant (an intervention after the last
+    step, one lever set twice in one week), one line each, ``FILE:LINE: FIELD: ...``."""
 
 
 # --------------------------------------------------------------------- public API
@@ -78,11 +91,12 @@ def load_scenario(path: str | Path, *, rules: ReadRules | None = None) -> Loaded
     loader = _Loader(rules or ReadRules())
     data, provenance, chain = loader.chain(path)
     try:
-        scenario = Scenario.model_validate(data)
+        # strict: a file says what it means; "0.1" is not a number and 1 is not true
+        scenario = Scenario.model_validate(data, strict=True)
     except ValidationError as exc:
         raise _explain(exc, provenance, path, loader) from None
-    _check_interventions(scenario, provenance, loader)
-    return LoadedScenario(scenario=scenario, path=path, chain=chain)
+    warnings = _check_interventions(scenario, provenance, loader)
+    return LoadedScenario(scenario=scenario, path=path, chain=chain, warnings=warnings)
 
 
 def scenario_to_toml(scenario: Scenario) -> str:
@@ -109,8 +123,8 @@ def changed_parameters(scenario: Scenario) -> dict[str, tuple[Any, Any]]:
 # --------------------------------------------------------------------- loading
 Provenance = dict[tuple, Path]
 
-MAX_FILE_BYTES = 1_000_000
-"""The largest scenario or experiment file read (bytes); a scenario file is a few kB."""
+MAX_FILE_BYTES = 8_000_000
+"""The largest scenario or experiment file read (bytes); a scenario file is a few kB, 10,000 interventions ~1.3 MB."""
 MAX_EXTENDS_DEPTH = 32
 """The longest ``extends`` chain followed."""
 MAX_NESTING = 12
@@ -141,11 +155,16 @@ class ReadRules:
     confined: bool = False
     folders: tuple[Path, ...] = ()
     max_bytes: int = MAX_FILE_BYTES
+    allowed: str = "a shipped scenario or a file uploaded with this one"
 
     @classmethod
-    def confined_to(cls, *folders: str | Path, max_bytes: int = MAX_FILE_BYTES) -> ReadRules:
-        """Rules that let ``extends`` name only files in ``folders``, by bare name."""
-        return cls(confined=True, folders=tuple(Path(f) for f in folders), max_bytes=max_bytes)
+    def confined_to(cls, *folders: str | Path, max_bytes: int = MAX_FILE_BYTES, allowed: str | None = None) -> ReadRules:
+        """Rules that let ``extends`` name only files in ``folders``, by bare name.
+
+        ``allowed`` says in errors what may be named (default: the page's wording).
+        """
+        rules = cls(confined=True, folders=tuple(Path(f) for f in folders), max_bytes=max_bytes)
+        return rules if allowed is None else dataclasses.replace(rules, allowed=allowed)
 
     def shown(self, path: Path | str | None) -> str | None:
         """How a file is named in an error: its bare name when confined."""
@@ -295,8 +314,7 @@ class _Loader:
             return parent
         if not _BARE_NAME.match(extends) or extends in (".", "..") or extends.startswith("."):
             raise ScenarioError(
-                f"extends may name only a shipped scenario or a file uploaded with this one, by its name "
-                f"(such as baseline.toml), not a path (got {extends!r})",
+                f"extends may name only {self.rules.allowed}, by its name (such as baseline.toml), not a path (got {extends!r})",
                 **where,
             )
         names = [extends] if extends.endswith(".toml") else [extends + ".toml", extends]
@@ -307,8 +325,7 @@ class _Loader:
                     return candidate
         known = sorted({p.name for f in self.rules.folders if f.is_dir() for p in f.glob("*.toml")})
         raise ScenarioError(
-            f"extends {extends!r}, which is neither a shipped scenario nor a file uploaded with this one"
-            + (f" (known: {', '.join(known)})" if known else ""),
+            f"extends {extends!r}, which is not {self.rules.allowed}" + (f" (known: {', '.join(known)})" if known else ""),
             **where,
         )
 
@@ -412,21 +429,133 @@ def _origin(loc: tuple, provenance: Provenance, root: Path) -> tuple[Path, tuple
     return root, loc
 
 
-def _check_interventions(scenario: Scenario, provenance: Provenance, loader: _Loader) -> None:
-    known = leaf_paths()
-    for i, item in enumerate(scenario.intervention):
-        file, local = _origin(("intervention", i), provenance, Path(scenario.name))
-        line = loader.line(file, local)
-        shown = loader.rules.shown(file)
-        for key, value in item.set.items():
+def _check_interventions(scenario: Scenario, provenance: Provenance, loader: _Loader) -> list[str]:
+    """Validate the scenario as it will be after each week's interventions; return warnings.
+
+    Interventions are applied in the order the model applies them (by week, then in file
+    order) to one running copy of the parameters, and the copy is validated once per week
+    that has interventions, so the check is linear in their number and catches values that
+    are invalid only together (``migration_max_age`` below ``migration_min_age`` set by two
+    interventions, every budget share 0 at week 500).
+    """
+    items = scenario.intervention
+    if not items:
+        return []
+    known, fixed = leaf_paths(), fixed_paths()
+    where = _InterventionPlaces(scenario, provenance, loader)
+    for i, item in enumerate(items):
+        for key in item.set:
             if key not in known:
-                raise ScenarioError(
-                    f"unknown lever{_suggest(key, known)}", file=shown, line=line, field=f"intervention[{local[1]}].set.{key}"
+                raise ScenarioError(f"unknown lever{_suggest(key, known)}", **where.of(i, key))
+            if key in fixed:
+                check_lever(key, **where.of(i, key))
+
+    warnings: list[str] = []
+    steps = scenario.run.steps
+    for i, item in enumerate(items):
+        if item.step > steps:
+            place = where.of(i, "step")
+            warnings.append(
+                str(
+                    ScenarioError(
+                        f"week {item.step} is after the last step (run.steps = {steps}): this change never takes effect",
+                        **place,
+                    )
                 )
-            try:
-                apply_overrides(scenario, {key: value})
-            except ScenarioError as exc:
-                raise ScenarioError(exc.message, file=shown, line=line, field=f"intervention[{local[1]}].set.{key}") from None
+            )
+
+    data = scenario.model_dump(exclude={"intervention"})
+    order = sorted(range(len(items)), key=lambda k: items[k].step)  # stable: file order within a week
+    start = 0
+    while start < len(order):
+        week = items[order[start]].step
+        end = start
+        setter: dict[str, int] = {}
+        while end < len(order) and items[order[end]].step == week:
+            i = order[end]
+            for key, value in items[i].set.items():
+                if key in setter and setter[key] != i:
+                    first = where.of(setter[key], key)
+                    warnings.append(
+                        str(
+                            ScenarioError(
+                                f"set again in week {week} (also at line {first['line']}); the later value wins",
+                                **where.of(i, key),
+                            )
+                        )
+                    )
+                setter[key] = i
+                _set_path(data, key.split("."), value)
+            end += 1
+        try:
+            Scenario.model_validate(data, strict=True)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            loc = tuple(str(p) for p in err["loc"])
+            culprit, key = _responsible(loc, setter, [order[k] for k in range(start, end)], items)
+            field = ".".join(loc)
+            raise ScenarioError(
+                f"{_describe(err)}; in the scenario as it is from week {week} on"
+                + (f" ({field})" if not key.startswith(field) else ""),
+                **where.of(culprit, key),
+            ) from None
+        start = end
+    return warnings
+
+
+def _responsible(loc: tuple[str, ...], setter: dict[str, int], group: list[int], items: list) -> tuple[int, str]:
+    """The intervention of one week (and its key) that made the field at ``loc`` invalid."""
+    for n in range(len(loc), 0, -1):  # the key that set the field, or the list holding it
+        key = ".".join(loc[:n])
+        if key in setter:
+            return setter[key], key
+    section = ".".join(loc)  # a check across a section's fields: the last change inside it
+    for i in reversed(group):
+        for key in reversed(list(items[i].set)):
+            if key.startswith(section + ".") or not section:
+                return i, key
+    last = group[-1]
+    return last, next(iter(items[last].set), "step")
+
+
+class _InterventionPlaces:
+    """File, line and field of ``[[intervention]]`` entries, found once per file (linear)."""
+
+    _HEADER = re.compile(r"^\s*\[\[\s*intervention\s*\]\]")
+
+    def __init__(self, scenario: Scenario, provenance: Provenance, loader: _Loader) -> None:
+        self.provenance = provenance
+        self.loader = loader
+        self.root = Path(scenario.name)
+        self.headers: dict[Path, list[int]] = {}
+        self.lines: dict[Path, list[str]] = {}
+
+    def of(self, i: int, key: str) -> dict[str, Any]:
+        file, local = _origin(("intervention", i), self.provenance, self.root)
+        k = local[1] if len(local) > 1 else i
+        line = None
+        if file not in self.headers:
+            self.lines[file] = self.loader.texts.get(file, "").splitlines()
+            self.headers[file] = [n for n, ln in enumerate(self.lines[file], start=1) if self._HEADER.match(ln)]
+        headers = self.headers[file]
+        if isinstance(k, int) and k < len(headers):
+            line = headers[k]
+            text_lines = self.lines[file]
+            stop = headers[k + 1] if k + 1 < len(headers) else len(text_lines) + 1
+            body = range(line + 1, min(stop, line + 200))
+            if key == "step":
+                wanted = [re.compile(r"^\s*step\s*=")]
+            else:  # the key's own line (a multi-line `set` table), else the `set = {...}` line
+                wanted = [re.compile(rf"""["']{re.escape(key)}["']\s*="""), re.compile(r"^\s*set\s*=")]
+            for pattern in wanted:
+                found = next((n for n in body if pattern.search(text_lines[n - 1])), None)
+                if found is not None:
+                    line = found
+                    break
+        else:
+            line = self.loader.line(file, local)
+        field = f"intervention[{k}].step" if key == "step" else f"intervention[{k}].set.{key}"
+        return {"file": self.loader.rules.shown(file), "line": line, "field": field}
 
 
 # --------------------------------------------------------------------- line finding

@@ -15,7 +15,8 @@ that :meth:`Scenario.with_overrides` needs no other module; :mod:`.loading` impo
 from __future__ import annotations
 
 import difflib
-from typing import Annotated, Any, Literal
+import functools
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -31,7 +32,12 @@ CARE_LEVELS = ["none", "light", "moderate", "severe", "critical"]
 """Care levels 0..4 (need hours per level follow ``care_need_hours_per_week_by_level``)."""
 
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
-NonNeg = Annotated[float, Field(ge=0.0)]
+NonNeg = Annotated[float, Field(ge=0.0, le=1e9)]
+"""A non-negative finite number (a relative weight); the bound keeps sums and products finite."""
+WeekHours = Annotated[float, Field(ge=0.0, le=168.0)]
+"""Hours in one week: at most 168."""
+Rmb = Annotated[float, Field(ge=0.0, le=1e8)]
+"""An amount of money in RMB: at most 100 million per item."""
 
 
 def param(
@@ -47,6 +53,7 @@ def param(
     min_length: int | None = None,
     max_length: int | None = None,
     label: str | None = None,
+    fixed: bool = False,
 ) -> Any:
     """Declare a scenario parameter.
 
@@ -58,10 +65,15 @@ def param(
         ge, le, gt, lt: bounds enforced by validation.
         min_length, max_length: length bounds for list parameters.
         label: a short human label for the browser page (defaults to the field name).
+        fixed: the value is used only when the villages are built (an initial state, a
+            trait drawn once, the network), so an intervention or a running model cannot
+            change it. Every parameter of ``run`` and ``population`` is fixed.
     """
-    extra = {"unit": unit, "source": source}
+    extra: dict[str, Any] = {"unit": unit, "source": source}
     if label:
         extra["label"] = label
+    if fixed:
+        extra["fixed"] = True
     kwargs: dict[str, Any] = {
         "description": doc,
         "json_schema_extra": extra,
@@ -83,11 +95,16 @@ def param(
 class Section(BaseModel):
     """A scenario section: unknown keys are errors, values are checked on assignment."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    FIXED: ClassVar[bool] = False
+    """Every parameter of the section is fixed when the villages are built (see :func:`param`)."""
 
 
 class RunConfig(Section):
     """How long and how often to run."""
+
+    FIXED: ClassVar[bool] = True
 
     steps: int = param(520, "weeks", "assumption", "Number of weekly steps (520 = 10 years).", ge=1, le=5200)
     seed: int = param(42, "integer", "assumption", "Root seed of the run's random streams.", ge=0, le=2**63 - 1)
@@ -99,6 +116,8 @@ class RunConfig(Section):
 
 class PopulationConfig(Section):
     """The synthetic villages: size, age structure, households, geography, traits."""
+
+    FIXED: ClassVar[bool] = True
 
     villages: int = param(1, "villages", "assumption", "Number of administrative villages.", ge=1, le=5000)
     residents_per_village: int = param(
@@ -218,6 +237,7 @@ class HollowingOutConfig(Section):
         "Working-age registered villagers already away at the start (tuned to the resident 60+ share).",
         ge=0.0,
         le=0.95,
+        fixed=True,
     )
 
     @model_validator(mode="after")
@@ -251,6 +271,7 @@ class HealthConfig(Section):
         "Initial share of elders with any ADL disability (care level 1+).",
         min_length=3,
         max_length=3,
+        fixed=True,
     )
     severity_shares: list[Share] = param(
         [0.45, 0.30, 0.17, 0.08],
@@ -259,6 +280,7 @@ class HealthConfig(Section):
         "Initial split of disabled elders over care levels 1 (light) to 4 (critical).",
         min_length=4,
         max_length=4,
+        fixed=True,
     )
     onset_rate_by_band: list[Share] = param(
         [0.0243, 0.0335, 0.1617],
@@ -314,11 +336,17 @@ class HealthConfig(Section):
         0.5, "probability", "assumption", "Probability that a late-answered emergency raises the care level.", ge=0.0, le=1.0
     )
 
+    @model_validator(mode="after")
+    def _check(self) -> HealthConfig:
+        if sum(self.severity_shares) <= 0:
+            raise ValueError("severity_shares must not all be zero (they split disabled elders over care levels 1-4)")
+        return self
+
 
 class CareConfig(Section):
     """Weekly need by kind and what the family covers."""
 
-    daily_living_hours_by_level: list[NonNeg] = param(
+    daily_living_hours_by_level: list[WeekHours] = param(
         [0.0, 5.0, 10.0, 20.0, 50.0],
         "hours per week, per care level 0..4",
         "care_need_hours_per_week_by_level",
@@ -326,7 +354,7 @@ class CareConfig(Section):
         min_length=5,
         max_length=5,
     )
-    meals_hours_by_level: list[NonNeg] = param(
+    meals_hours_by_level: list[WeekHours] = param(
         [0.0, 2.0, 3.0, 5.0, 10.0],
         "hours per week, per care level 0..4",
         "care_need_hours_per_week_by_level",
@@ -334,7 +362,7 @@ class CareConfig(Section):
         min_length=5,
         max_length=5,
     )
-    professional_hours_by_level: list[NonNeg] = param(
+    professional_hours_by_level: list[WeekHours] = param(
         [0.0, 1.0, 3.0, 5.0, 20.0],
         "hours per week, per care level 0..4",
         "care_need_hours_per_week_by_level",
@@ -433,13 +461,25 @@ class BehaviourConfig(Section):
         5.0, "hours per week", "assumption", "Mean hours a young-old volunteer offers in an active week.", ge=0.0, le=60.0
     )
     young_old_max_age: int = param(74, "years", "assumption", "Oldest age at which a healthy elder volunteers.", ge=60, le=90)
-    altruism_alpha: float = param(2.0, "Beta shape", "assumption", "Altruism ~ Beta(alpha, beta).", gt=0.0, le=100.0)
-    altruism_beta: float = param(4.0, "Beta shape", "assumption", "Altruism ~ Beta(alpha, beta).", gt=0.0, le=100.0)
+    altruism_alpha: float = param(2.0, "Beta shape", "assumption", "Altruism ~ Beta(alpha, beta).", gt=0.0, le=100.0, fixed=True)
+    altruism_beta: float = param(4.0, "Beta shape", "assumption", "Altruism ~ Beta(alpha, beta).", gt=0.0, le=100.0, fixed=True)
     opportunity_cost_working_age: float = param(
-        0.6, "0..1", "assumption", "Mean opportunity cost of a working-age resident.", ge=0.0, le=1.0
+        0.6,
+        "0..1",
+        "assumption",
+        "Mean opportunity cost of a working-age resident.",
+        ge=0.0,
+        le=1.0,
+        fixed=True,
     )
     opportunity_cost_young_old: float = param(
-        0.15, "0..1", "assumption", "Mean opportunity cost of a young-old elder.", ge=0.0, le=1.0
+        0.15,
+        "0..1",
+        "assumption",
+        "Mean opportunity cost of a young-old elder.",
+        ge=0.0,
+        le=1.0,
+        fixed=True,
     )
     # trust, awareness, satisfaction
     trust_experience_rate: float = param(
@@ -472,10 +512,22 @@ class BehaviourConfig(Section):
         0.1, "per week", "assumption", "How fast satisfaction follows the share of need met.", ge=0.0, le=1.0
     )
     neighbour_radius_km: float = param(
-        0.3, "km", "assumption", "Households within this distance are neighbours.", gt=0.0, le=10.0
+        0.3,
+        "km",
+        "assumption",
+        "Households within this distance are neighbours.",
+        gt=0.0,
+        le=10.0,
+        fixed=True,
     )
     max_neighbours: int = param(
-        10, "households", "assumption", "At most this many nearest households are neighbours.", ge=1, le=100
+        10,
+        "households",
+        "assumption",
+        "At most this many nearest households are neighbours.",
+        ge=1,
+        le=100,
+        fixed=True,
     )
 
 
@@ -607,11 +659,12 @@ class FacilitiesConfig(Section):
         "Villages that already have a facility of each kind at the start (built, not necessarily running).",
         min_length=3,
         max_length=3,
+        fixed=True,
     )
-    build_cost: list[NonNeg] = param(
+    build_cost: list[Rmb] = param(
         [80000.0, 20000.0, 50000.0], "RMB per facility", "assumption", "Capital cost of one facility.", min_length=3, max_length=3
     )
-    running_cost_per_year: list[NonNeg] = param(
+    running_cost_per_year: list[Rmb] = param(
         [10000.0, 2000.0, 20000.0],
         "RMB per year",
         "assumption",
@@ -619,7 +672,7 @@ class FacilitiesConfig(Section):
         min_length=3,
         max_length=3,
     )
-    capacity_hours: list[NonNeg] = param(
+    capacity_hours: list[Annotated[float, Field(ge=0.0, le=10000.0)]] = param(
         [80.0, 25.0, 60.0],
         "hours of service per week",
         "assumption",
@@ -696,7 +749,13 @@ class TimeBankConfig(Section):
         le=1.0,
     )
     initial_trust: float = param(
-        0.5, "0..1", "assumption", "Villagers' initial trust that credit will be honoured.", ge=0.0, le=1.0
+        0.5,
+        "0..1",
+        "assumption",
+        "Villagers' initial trust that credit will be honoured.",
+        ge=0.0,
+        le=1.0,
+        fixed=True,
     )
     trust_rate: float = param(
         0.3,
@@ -884,12 +943,13 @@ class Scenario(Section):
         return rows
 
 
-def _collect(model: type[BaseModel], prefix: str, rows: list[dict[str, Any]]) -> None:
+def _collect(model: type[BaseModel], prefix: str, rows: list[dict[str, Any]], fixed: bool = False) -> None:
+    fixed = fixed or bool(getattr(model, "FIXED", False))
     for name, field in model.model_fields.items():
         path = f"{prefix}{name}"
         ann = field.annotation
         if isinstance(ann, type) and issubclass(ann, BaseModel):
-            _collect(ann, path + ".", rows)
+            _collect(ann, path + ".", rows, fixed)
             continue
         extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
         if "unit" not in extra:
@@ -909,37 +969,91 @@ def _collect(model: type[BaseModel], prefix: str, rows: list[dict[str, Any]]) ->
                 "source": extra.get("source", ""),
                 "label": extra.get("label", name.replace("_", " ").capitalize()),
                 "description": field.description or "",
+                "fixed": fixed or bool(extra.get("fixed", False)),
                 **bounds,
             }
         )
 
 
+@functools.cache
+def _table() -> tuple[dict[str, Any], ...]:
+    return tuple(Scenario.parameter_table())
+
+
 def leaf_paths() -> set[str]:
-    """All dotted parameter paths a scenario or intervention may set."""
-    return {row["path"] for row in Scenario.parameter_table()}
+    """All dotted parameter paths a scenario file, ``--set`` or the Python API may set."""
+    return {row["path"] for row in _table()}
+
+
+def fixed_paths() -> set[str]:
+    """Parameters used only when the villages are built: no intervention can change them."""
+    return {row["path"] for row in _table() if row["fixed"]}
+
+
+def check_lever(path: str, *, file: str | None = None, line: int | None = None, field: str | None = None) -> None:
+    """Refuse a change during a run to ``path`` when it is unknown or fixed when the villages are built.
+
+    Raises:
+        ScenarioError: naming the path, with a suggestion for a misspelt one.
+    """
+    known = leaf_paths()
+    if path not in known:
+        raise ScenarioError(f"unknown lever{_suggest(path, known)}", file=file, line=line, field=field or path)
+    if path in fixed_paths():
+        raise ScenarioError(
+            f"{path} is fixed when the villages are built, so it cannot change during a run; "
+            f"set it in the scenario's [{path.rsplit('.', 1)[0]}] table instead",
+            file=file,
+            line=line,
+            field=field or path,
+        )
+
+
+def lever_paths() -> set[str]:
+    """Parameters an intervention or a running model may change (all but the fixed ones)."""
+    return {row["path"] for row in _table() if not row["fixed"]}
 
 
 # --------------------------------------------------------------------- overrides
 def apply_overrides(
-    scenario: Scenario, overrides: dict[str, Any], *, file: str | None = None, line: int | None = None
+    scenario: Scenario,
+    overrides: dict[str, Any],
+    *,
+    file: str | None = None,
+    line: int | None = None,
+    strict: bool = False,
 ) -> Scenario:
     """Return a validated copy of ``scenario`` with dotted-path values replaced.
+
+    The interventions are carried over, not validated again, so the cost does not grow
+    with their number (a model applies one override per intervention while it runs).
+
+    Args:
+        scenario: the scenario to change.
+        overrides: ``{dotted path: value}``.
+        file, line: named in an error (``"command line"`` for ``--seed`` and the like).
+        strict: no conversions (a scenario file's rule): ``"0.1"`` is not a number and
+            ``1`` is not ``true``. Python callers and samplers may pass ``3.0`` for an
+            integer parameter when ``strict`` is False.
 
     Raises:
         ScenarioError: when a path is not a parameter or a value is invalid.
     """
-    data = scenario.model_dump()
+    data = scenario.model_dump(exclude={"intervention"})
     known = leaf_paths()
     for key, value in overrides.items():
         if key not in known:
             raise ScenarioError(f"unknown lever or parameter{_suggest(key, known)}", file=file, line=line, field=key)
         _set_path(data, key.split("."), value)
     try:
-        return Scenario.model_validate(data)
+        changed = Scenario.model_validate(data, strict=strict)
     except ValidationError as exc:
         err = exc.errors()[0]
         path = ".".join(str(p) for p in err["loc"])
         raise ScenarioError(_describe(err), file=file, line=line, field=path) from None
+    if scenario.intervention:
+        changed = changed.model_copy(update={"intervention": scenario.intervention})
+    return changed
 
 
 def _set_path(data: dict[str, Any], parts: list[str], value: Any) -> None:
@@ -987,7 +1101,7 @@ def _siblings(loc: tuple) -> list[str]:
 
 def _unit(loc: tuple) -> str | None:
     path = ".".join(str(p) for p in loc if not isinstance(p, int))
-    for row in Scenario.parameter_table():
+    for row in _table():
         if row["path"] == path:
             bounds = [f"{k} {row[k]}" for k in ("ge", "gt", "le", "lt") if k in row]
             return row["unit"] + (f", bounds {', '.join(bounds)}" if bounds else "")

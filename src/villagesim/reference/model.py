@@ -37,7 +37,7 @@ Example:
 from __future__ import annotations
 
 import zlib
-from collections import defaultdict
+from collections import defaultdict, deque
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 from villagesim.config.loading import apply_overrides, load_scenario
-from villagesim.config.schema import Scenario, leaf_paths
+from villagesim.config.schema import Scenario, check_lever, leaf_paths
 from villagesim.errors import VillagesimError
 from villagesim.reference.agents import ELDER_AGE, GENERAL, RESIDENT, Committee, Household, Person
 from villagesim.rng import Streams
@@ -187,7 +187,7 @@ class ReferenceModel(mesa.Model):
         self.scenario = scenario
         self.replicate = replicate
         self.horizon = int(steps if steps is not None else scenario.run.steps)
-        self._pending = sorted(scenario.intervention, key=lambda i: i.step)
+        self._pending = deque(sorted(scenario.intervention, key=lambda i: i.step))
         self._apply_interventions(0)
 
         world = build_world(self.scenario, streams.named("population"))
@@ -362,13 +362,16 @@ class ReferenceModel(mesa.Model):
         self.datacollector.collect(self)
 
     def _apply_interventions(self, t: int) -> None:
+        due: dict[str, Any] = {}
         while self._pending and self._pending[0].step <= t:
-            item = self._pending.pop(0)
-            self.scenario = apply_overrides(self.scenario, item.set)
+            due.update(self._pending.popleft().set)
+        if due:
+            self.scenario = apply_overrides(self.scenario, due)
             check_supported(self.scenario)
 
     def set_lever(self, path: str, value: Any) -> None:
-        """Change a lever of the running model (validated)."""
+        """Change a lever of the running model (validated; fixed parameters refused)."""
+        check_lever(path)
         self.scenario = apply_overrides(self.scenario, {path: value})
         check_supported(self.scenario)
 
