@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from villagesim.cli.common import add_confine, add_max_memory
 from villagesim.errors import VillagesimError
 from villagesim.runs.backends import backend_for
 
@@ -29,6 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--window", type=int, default=52, help="weeks at the end averaged into an outcome (default 52)")
     p.add_argument("--workers", type=int, default=1, help="processes running replicates (default 1: serial)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_confine(p)
+    add_max_memory(p)
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser(
@@ -101,11 +104,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_compare(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from villagesim.config.loading import load_scenario, scenario_hash, scenario_to_toml
+    from villagesim.cli.common import load, max_memory
+    from villagesim.config.loading import scenario_hash, scenario_to_toml
     from villagesim.experiments.compare import compare, comparison_figures, summary_lines, without_interventions
     from villagesim.runs.folder import ResultFolder, estimate_bytes, provenance, safe_name, write_json, write_parquet
 
-    first = load_scenario(args.baseline)
+    first = load(args.baseline, args)
     if args.intervention is None:
         if not first.scenario.intervention:
             raise VillagesimError(
@@ -117,7 +121,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         default_name = f"compare-{safe_name(inter.name)}"
     else:
         base = first.scenario
-        inter = load_scenario(args.intervention).scenario
+        inter = load(args.intervention, args).scenario
         default_name = f"compare-{safe_name(base.name)}-vs-{safe_name(inter.name)}"
     if args.replicates < 2:
         raise VillagesimError("--replicates must be at least 2 for a confidence interval")
@@ -150,6 +154,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                 window=args.window,
                 progress=bar.update,
                 backend=backend,
+                max_memory=max_memory(args),
             )
         with folder.writing() as tmp:
             c.table.to_csv(tmp / "comparison.csv", index=False)

@@ -11,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from villagesim.cli.common import add_confine, add_max_memory, max_memory
 from villagesim.errors import VillagesimError
 from villagesim.version import __version__
 
@@ -45,9 +46,11 @@ def _cmd_outputs(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from villagesim.config.loading import changed_parameters, load_scenario, scenario_hash
+    from villagesim.cli.common import load, print_warnings
+    from villagesim.config.limits import estimate, memory_limit
+    from villagesim.config.loading import changed_parameters, scenario_hash
 
-    loaded = load_scenario(args.scenario)
+    loaded = load(args.scenario, args, warn=False)
     s = loaded.scenario
     print(f"{loaded.path}: OK")
     print(f"  name:        {s.name}")
@@ -72,7 +75,16 @@ def _cmd_check(args: argparse.Namespace) -> int:
         sets = ", ".join(f"{k} = {v!r}" for k, v in item.set.items())
         late = "  [after the last step: never takes effect]" if item.step > s.run.steps else ""
         print(f"  intervention at week {item.step}: {sets}{late}")
+    size = estimate(s)
+    print(f"  size:        {size.describe()}")
+    limit = memory_limit() if getattr(args, "max_memory", None) is None else max_memory(args)
+    if size.bytes > limit:
+        print(
+            f"  too large:   above the {limit / 2**30:.1f} GiB a run may take here; `run` refuses it "
+            "unless --max-memory allows more"
+        )
     print(f"  hash:        {scenario_hash(s)[:16]}")
+    print_warnings(loaded.warnings)
     return 0
 
 
@@ -86,7 +98,9 @@ def _default_out(name: str) -> Path:
 def _cmd_run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from villagesim.config.loading import apply_overrides, load_scenario, scenario_hash, scenario_to_toml
+    from villagesim.cli.common import load
+    from villagesim.config.limits import check_size
+    from villagesim.config.loading import apply_overrides, scenario_hash, scenario_to_toml
     from villagesim.outputs.columns import write_dictionary
     from villagesim.outputs.figures import run_figures
     from villagesim.runs.backends import backend_for
@@ -103,8 +117,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     from villagesim.runs.runner import run_scenario, summarise
 
-    loaded = load_scenario(args.scenario)
+    loaded = load(args.scenario, args)
     scenario = loaded.scenario
+    limit = max_memory(args)
     overrides = {}
     if args.seed is not None:
         overrides["run.seed"] = args.seed
@@ -120,13 +135,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise VillagesimError("--workers must be at least 1")
     reports = -(-scenario.run.steps // scenario.run.village_report_every)
     rows = total + scenario.run.replicates * scenario.population.villages * reports
+    # refused before a folder is touched; run_scenario checks again for Python callers
+    check_size(scenario, limit=limit, concurrent=min(args.workers, scenario.run.replicates), file=str(loaded.path))
     # the folder is checked, locked and cleaned before the simulation, so that a bad --out costs nothing
     with ResultFolder.claim(out, kind="run", estimate=estimate_bytes(rows)) as folder:
         with (
             tqdm(total=total, unit="step", desc=scenario.name, disable=args.quiet or None, file=sys.stderr) as bar,
             backend_for(min(args.workers, scenario.run.replicates)) as backend,
         ):
-            result = run_scenario(scenario, progress=bar.update, backend=backend)
+            result = run_scenario(scenario, progress=bar.update, backend=backend, max_memory=limit)
         digest = scenario_hash(scenario)
         summary = {
             "scenario": scenario.name,
@@ -178,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check", help="validate a scenario file and print a summary")
     p.add_argument("scenario", help="scenario TOML file")
+    add_confine(p)
+    add_max_memory(p)
     p.set_defaults(func=_cmd_check)
 
     p = sub.add_parser("outputs", help="list every output column: unit, label, source process, meaning")
@@ -192,6 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replicates", type=int, help="replicates (overrides run.replicates)")
     p.add_argument("--workers", type=int, default=1, help="processes running replicates (default 1: serial)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_confine(p)
+    add_max_memory(p)
     p.set_defaults(func=_cmd_run)
 
     import importlib
@@ -216,6 +237,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into a command that stopped reading (e.g. head)
         sys.stderr.close()
         return 0
+    except OSError as exc:  # the disk, not the scenario: full, read-only, a name too long
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"villagesim: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return EXIT_USER_ERROR
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from villagesim.config.limits import check_size
 from villagesim.config.loading import apply_overrides
 from villagesim.config.schema import Scenario
 from villagesim.errors import VillagesimError
@@ -115,6 +116,7 @@ def compare(
     outcomes: list[str] | None = None,
     progress: Callable[[int], None] | None = None,
     backend: Backend | None = None,
+    max_memory: int | None = None,
 ) -> Comparison:
     """Run both arms on common random numbers and compare them replicate by replicate.
 
@@ -130,6 +132,8 @@ def compare(
             the runs are serial, a run's weeks when it finishes otherwise.
         backend: where the replicates run (default: serially in this process); the numbers
             are the same on every backend.
+        max_memory: bytes the comparison may take; above it it is refused before anything
+            is allocated (default :func:`villagesim.config.limits.memory_limit`).
     """
     if replicates < 2:
         raise VillagesimError("a comparison needs at least 2 replicates for a confidence interval (--replicates)")
@@ -141,6 +145,13 @@ def compare(
     baseline = apply_overrides(baseline, common, file="command line")
     intervention = apply_overrides(intervention, common, file="command line")
     backend = backend or SerialBackend()
+    # both arms' weekly series are kept: count the larger arm twice
+    check_size(
+        apply_overrides(intervention, {"run.replicates": 2 * replicates}),
+        limit=max_memory,
+        concurrent=backend.workers,
+        record_villages=False,
+    )
     start = time.perf_counter()
     jobs = [
         (arm, scenario, r)
