@@ -89,8 +89,9 @@ def _walk(widget):
 def test_every_policy_lever_is_offered_with_the_schema_bounds():
     rows = _schema_rows()
     specs = {s.path: s for s in lever_specs()}
-    policy = [p for p, r in rows.items() if p.startswith("policy.") and r["type"] in ("float", "int", "bool")]
+    policy = [p for p, r in rows.items() if p.startswith("policy.") and r["type"] in ("float", "int", "bool") and not r["fixed"]]
     assert set(policy) <= set(specs), "a policy lever of the schema is missing from the page"
+    assert not any(r["fixed"] for p, r in rows.items() if p in specs), "a parameter fixed at build time is offered"
     for extra in ("hollowing_out.outmigration_rate", "committee.admin_burden"):
         assert extra in specs
     assert specs["policy.evaluation_regime"].kind == "choice"

@@ -434,7 +434,7 @@ def analyze(
         notes.append("no input varies over the finished runs: nothing to discover")
     n_failed = len(store.failed_ids())
     out = store.folder / "analysis"
-    with atomic_folder(out) as tmp:
+    with atomic_folder(out, kind="analysis") as tmp:
         indices.to_csv(tmp / "sensitivity.csv", index=False)
         table.to_csv(tmp / "points.csv", index=False)
         figs = tmp / "figures"
