@@ -10,7 +10,7 @@ import pytest
 from conftest import stepped, week_before
 from villagesim.config.schema import Scenario
 from villagesim.processes import facilities
-from villagesim.state.institutions import NO_MANAGER, VOLUNTEER
+from villagesim.state.institutions import NO_MANAGER, PAID, VOLUNTEER
 
 pytestmark = pytest.mark.usefixtures("compiled_kernels")  # steps a model
 
@@ -76,3 +76,45 @@ def test_without_running_funds_nothing_operates():
     assert fac.built.any()
     assert not fac.operating.any()
     assert week.met["facility"].sum() == 0
+
+
+def test_a_paid_manager_is_hired_only_for_a_whole_yearly_contract():
+    """Money left near a year's end does not replace volunteer managers by paid ones who
+    would be dismissed at the new year: hiring needs funds for 52 weeks, staying only for
+    the rest of the year."""
+    s = scenario()
+    cfg = s.facilities
+    n = 4
+    kind = np.zeros(n, dtype=np.int8)
+    yearly = cfg.running_cost_per_year[0] + cfg.manager_wage_per_year
+    weekly = yearly / 52
+    # volunteer-run, with the rest of the year funded (2 weeks left) / a whole year funded /
+    # paid, with the rest of the year funded / paid, short of it
+    balance = np.array([weekly * 2, yearly, weekly * 2, weekly * 1.5])
+    manager = np.array([VOLUNTEER, VOLUNTEER, PAID, PAID], dtype=np.int8)
+    never = np.ones(n)  # no recruitment, no quitting
+    facilities._staff_kernel(
+        np.ones(n, dtype=bool),
+        balance,
+        manager,
+        np.asarray(cfg.running_cost_per_year, dtype=np.float64),
+        kind,
+        cfg.manager_wage_per_year / 52,
+        2,
+        never,
+        never,
+        never,
+        0.0,
+        0.0,
+        0.0,
+    )
+    assert list(manager) == [VOLUNTEER, PAID, PAID, NO_MANAGER]
+
+
+def test_no_year_end_swap_of_managers():
+    """Over two year ends of a funded county, facilities operating in the last week of a year
+    still operate in the first week of the next (no paid stand-ins dismissed at the new year)."""
+    model = stepped(scenario(), 52 * 2 + 1)
+    op = model.timeseries()["facilities_operating"].to_numpy()
+    for end in (52, 104):
+        assert op[end] >= op[end - 1] - 1, (end, op[end - 4 : end + 4])

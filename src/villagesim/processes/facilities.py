@@ -10,8 +10,9 @@ Writes: facilities' ``manager``, ``operating``, ``balance`` (running costs paid)
 
 A built facility **operates** in a week only if it has a manager and running funds for
 the week; otherwise it stands **idle** (the paper's 重基础设施轻互助服务). A paid manager is
-hired while the facility's funds cover running costs and the wage for the rest of the
-year; otherwise a volunteer or a party member (more likely under party mobilisation)
+hired on a yearly contract: only when the facility's funds cover running costs and the
+wage for a whole year (in practice, the first week of a budget year funded in full), and
+stays while they cover the rest of the year; otherwise a volunteer or a party member (more likely under party mobilisation)
 takes it on at a yearly rate, faster when the committee is judged on service quality,
 and unpaid managers give up at ``manager_quit_rate``.
 
@@ -61,10 +62,12 @@ def _staff_kernel(
 ):
     """Managers of the week (``manager`` updated in place) and which facilities operate.
 
-    Facility by facility, the same steps as the array code it replaced: a built facility
-    whose funds cover running costs and the wage for the rest of the year
-    (``balance >= (weekly + wage) * weeks_left - 1e-6``) gets a paid manager, a paid
-    manager it can no longer pay leaves; an unmanaged one finds a manager when
+    Facility by facility: a paid manager stays while the facility's funds cover running
+    costs and the wage for the rest of the year (``balance >= (weekly + wage) * weeks_left
+    - 1e-6``) and leaves otherwise; a facility without a paid manager hires one only when
+    its funds cover a whole yearly contract (``balance >= (weekly + wage) * WEEKS_PER_YEAR
+    - 1e-6``), so money left near the end of a year never replaces a volunteer by a paid
+    manager who is dismissed at the new year; an unmanaged one finds a manager when
     ``u_recruit < found_rate`` (a party member when ``u_kind < party_share``, else a
     volunteer); an unpaid manager not found this week quits when ``u_quit < quit_rate``.
     It operates with a manager and ``balance >= weekly - 1e-6``, ``weekly`` being
@@ -76,10 +79,11 @@ def _staff_kernel(
         if not built[f]:
             continue
         weekly = running_cost[kind[f]] / WEEKS_PER_YEAR
-        if balance[f] >= (weekly + wage) * weeks_left - 1e-6:
+        if manager[f] == PAID:
+            if balance[f] < (weekly + wage) * weeks_left - 1e-6:
+                manager[f] = NO_MANAGER
+        elif balance[f] >= (weekly + wage) * WEEKS_PER_YEAR - 1e-6:
             manager[f] = PAID
-        elif manager[f] == PAID:
-            manager[f] = NO_MANAGER
         if manager[f] == NO_MANAGER and u_recruit[f] < found_rate:
             manager[f] = PARTY if u_kind[f] < party_share else VOLUNTEER
         elif (manager[f] == VOLUNTEER or manager[f] == PARTY) and u_quit[f] < quit_rate:
