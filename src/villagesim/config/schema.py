@@ -613,6 +613,14 @@ class GovernmentConfig(Section):
         ge=0.0,
         le=1.0,
     )
+    count_upgrades: bool = param(
+        True,
+        "switch",
+        "assumption",
+        "Under the count regime, building money left once every facility slot is built goes into "
+        "upgrading existing buildings (spent, no new service; reported as spend_facility_upgrades); "
+        "off: it stays unspent.",
+    )
     feedback_delay_max_years: int = param(
         2, "years", "assumption", "Delay of feedback to government without any feedback mechanism.", ge=0, le=10
     )
@@ -887,6 +895,22 @@ class PolicyConfig(Section):
         ge=0.0,
         le=1.0,
         label="Feedback mechanism",
+    )
+    unspent_funds: Literal["lapse", "carry_over"] = param(
+        "lapse",
+        "choice",
+        "assumption",
+        "Money left at a budget year's end (pools and facilities' balances): it lapses "
+        "(today's practice) or is carried over into next year's budget.",
+        label="Unspent funds",
+    )
+    inactive_uses: Literal["resplit", "hold"] = param(
+        "resplit",
+        "choice",
+        "assumption",
+        "Money of uses with nothing to pay for under the current levers: re-split over the other "
+        "uses in proportion to their shares (today's practice), or held unspent by its use.",
+        label="Money of unused uses",
     )
     split: BudgetSplitConfig = Field(default_factory=BudgetSplitConfig)
     time_bank: TimeBankConfig = Field(default_factory=TimeBankConfig)

@@ -36,12 +36,44 @@ import numpy as np
 
 from villagesim.config.schema import Scenario
 from villagesim.constants import WEEKS_PER_YEAR
-from villagesim.processes.base import Process
+from villagesim.processes.base import Output, Process
 from villagesim.processes.week import Week
 from villagesim.state.institutions import BUDGET_USES, active_uses
 from villagesim.state.population import World
 
 NAME = "institutions"
+
+REALLOCATED = Output(
+    "reallocated",
+    "RMB/week",
+    "Money re-split from unused uses",
+    "Money of uses with nothing to pay for, re-split over the others (policy.inactive_uses).",
+)
+UNSPENT_OUTPUTS: tuple[Output, ...] = (
+    *(
+        Output(
+            f"unspent_{u}",
+            "RMB/week",
+            f"Unspent: {u.replace('_', ' ')}",
+            f"Money of {u.replace('_', ' ')} left at the budget year's end (booked in its last week).",
+        )
+        for u in BUDGET_USES
+    ),
+    Output(
+        "lapsed",
+        "RMB/week",
+        "Money lapsed",
+        "Money left at the budget year's end that lapses (policy.unspent_funds = lapse).",
+    ),
+    Output(
+        "carried_over",
+        "RMB/week",
+        "Money carried over",
+        "Money left at the budget year's end carried into next year's budget (policy.unspent_funds = carry_over).",
+    ),
+    REALLOCATED,
+)
+"""Money not spent, and money re-split: booked in the week it happens."""
 
 
 def _feedback(scenario: Scenario) -> tuple[int, float]:
@@ -90,12 +122,47 @@ def _yearly_cost(scenario: Scenario, kind: np.ndarray) -> np.ndarray:
     return np.asarray(fac.running_cost_per_year)[kind] + fac.manager_wage_per_year
 
 
+def book(world: World, week: Week | None, name: str, per_village: np.ndarray) -> None:
+    """Report ``name`` this week, or, before the first week (the budget of year 0), in the
+    first week (booked by the finance process)."""
+    if week is not None:
+        week.report(name, per_village)
+        return
+    pending = world.institutions.pending_reports
+    pending[name] = pending[name] + per_village if name in pending else np.asarray(per_village, dtype=np.float64).copy()
+
+
+def _close_year(world: World, scenario: Scenario, week: Week | None) -> float:
+    """What is left of each use at the year's end (pools and facilities' balances) is
+    reported as ``unspent_<use>``; it lapses, or is carried over (returned)."""
+    inst = world.institutions
+    tr = inst.treasury
+    fac = inst.facilities
+    n_v = len(world.villages)
+    total = 0.0
+    for u in BUDGET_USES:
+        left = np.full(n_v, tr.pools[u] / n_v)
+        if u == "facility_running":
+            left += np.bincount(fac.village, weights=fac.balance, minlength=n_v)
+        book(world, week, f"unspent_{u}", left)
+        total += float(left.sum())
+        tr.pools[u] = 0.0
+    fac.balance[:] = 0.0
+    carried = total if scenario.policy.unspent_funds == "carry_over" else 0.0
+    book(world, week, "carried_over", np.full(n_v, carried / n_v))
+    book(world, week, "lapsed", np.full(n_v, (total - carried) / n_v))
+    return carried
+
+
 def decide_year(world: World, scenario: Scenario, rng: np.random.Generator, week: Week | None, step: int) -> None:
-    """Close the budget year (report, lapse) and set the next year's pools, buildings and funds."""
+    """Close the budget year (report; unspent money lapses or is carried over) and set the
+    next year's pools, buildings and funds."""
     inst = world.institutions
     tr = inst.treasury
     fac = inst.facilities
     pol = scenario.policy
+    n_v = len(world.villages)
+    carried = 0.0
     if step > 0:
         inst.reports.append(
             {
@@ -107,23 +174,28 @@ def decide_year(world: World, scenario: Scenario, rng: np.random.Generator, week
             }
         )
         tr.year += 1
+        carried = _close_year(world, scenario, week)
     target, known = target_shares(world, scenario, rng, step)
     if pol.allocation == "adaptive" and step > 0:
         shares = (1.0 - scenario.government.adaptation_rate) * tr.shares + scenario.government.adaptation_rate * target
     else:
         shares = target
     tr.shares = shares / shares.sum() if shares.sum() > 0 else shares
-    effective = tr.shares * active_uses(scenario)
-    if effective.sum() <= 0:
-        effective = np.zeros(len(BUDGET_USES))
-    else:
+    money = pol.budget + carried
+    active = active_uses(scenario)
+    effective = tr.shares * active
+    if pol.inactive_uses == "resplit" and effective.sum() > 0:
+        # re-split over the uses that have something to pay for, in proportion to their shares
+        moved = money * float(tr.shares[~active].sum())
         effective = effective / effective.sum()
-    # last year's money lapses
-    tr.pools = {u: float(pol.budget * effective[i]) for i, u in enumerate(BUDGET_USES)}
+        book(world, week, "reallocated", np.full(n_v, moved / n_v))
+    else:
+        # the money of a use with nothing to pay for stays with it, unspent
+        effective = tr.shares.copy()
+    tr.pools = {u: float(money * effective[i]) for i, u in enumerate(BUDGET_USES)}
     tr.pools["ngo"] += pol.ngo_purchase_budget
     tr.allocated_year = sum(tr.pools.values())
     tr.spent_year = 0.0
-    fac.balance[:] = 0.0
     fac.hours_served_year[:] = 0.0
     inst.incentive_unpaid = False
     _build(world, scenario, step)
@@ -136,7 +208,6 @@ def _build(world: World, scenario: Scenario, step: int) -> None:
     tr = inst.treasury
     cost = np.asarray(scenario.facilities.build_cost)[fac.kind]
     pool = tr.pools["facility_building"]
-    tr.pools["facility_building"] = 0.0  # what is not spent now lapses
     if pool <= 0:
         return
     n_v = len(world.villages)
@@ -166,12 +237,17 @@ def _build(world: World, scenario: Scenario, step: int) -> None:
     fac.built_step[new] = step
     spent = np.bincount(fac.village[new], weights=cost[new], minlength=n_v).astype(np.float64)
     left = pool - float(spent.sum())
-    if count and left > 0 and fac.built.any():
+    upgrades = np.zeros(n_v)
+    if count and scenario.government.count_upgrades and left > 0 and fac.built.any():
         # judged on buildings, the rest goes into upgrading the existing ones (no new service)
-        spent += left * np.bincount(fac.village[fac.built], minlength=n_v) / fac.built.sum()
+        upgrades = left * np.bincount(fac.village[fac.built], minlength=n_v) / fac.built.sum()
+    spent += upgrades
+    # what is not spent stays in the pool, unspent, until the year's end
+    tr.pools["facility_building"] = max(pool - float(spent.sum()), 0.0)
     tr.spent_year += float(spent.sum())
     # booked in the first week of the new budget year (see the finance process)
     inst.pending_building_spend = spent
+    inst.pending_upgrade_spend = upgrades
 
 
 def _fund_running(world: World, scenario: Scenario, known: np.ndarray) -> None:
@@ -228,6 +304,9 @@ PROCESS = Process(
         "institutions.reports",
         "institutions.incentive_unpaid",
         "institutions.pending_building_spend",
+        "institutions.pending_upgrade_spend",
+        "institutions.pending_reports",
     ),
+    outputs=UNSPENT_OUTPUTS,
     section="3.11 the government's yearly budget",
 )

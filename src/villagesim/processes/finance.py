@@ -6,7 +6,8 @@ effective levers (``incentive_per_hour``, ``liability_insurance``, ``wearable_al
 Writes: pools (spending), ``institutions.incentive_unpaid``; the time bank (credits,
 expiry, trust: :func:`~villagesim.processes.timebank.credit`); outputs
 ``spend_subsidies``, ``spend_publicity``, ``spend_platform``, ``spend_facility_building``
-(booked in the first week of the budget year it was decided for), ``spend_total``.
+and, of it, ``spend_facility_upgrades`` (booked in the first week of the budget year it was
+decided for), ``spend_total``; what the budget of year 0 reported before the first week.
 
 Subsidies pay, in this order, the incentive per volunteer hour, the wearable alarms and
 the liability insurance premium, from the subsidy pool; what the pool cannot pay is not
@@ -42,6 +43,12 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
     if inst.pending_building_spend is not None:
         week.report("spend_facility_building", inst.pending_building_spend)
         inst.pending_building_spend = None
+    if inst.pending_upgrade_spend is not None:
+        week.report("spend_facility_upgrades", inst.pending_upgrade_spend)
+        inst.pending_upgrade_spend = None
+    for name, values in inst.pending_reports.items():
+        week.report(name, values)
+    inst.pending_reports.clear()
 
     # subsidies: incentives for hours served, alarms, insurance
     subsidies = np.zeros(n_v)
@@ -94,6 +101,8 @@ PROCESS = Process(
         "institutions.treasury",
         "institutions.incentive_unpaid",
         "institutions.pending_building_spend",
+        "institutions.pending_upgrade_spend",
+        "institutions.pending_reports",
         "institutions.tb_credited",
         "institutions.tb_expired",
         "persons.tb_balance",
@@ -105,6 +114,12 @@ PROCESS = Process(
             "RMB/week",
             "Spending on building facilities",
             "The year's building money, booked in its first week.",
+        ),
+        Output(
+            "spend_facility_upgrades",
+            "RMB/week",
+            "Spending on upgrades (no new service)",
+            "Of the building money: upgrades of existing buildings once every slot is built (count regime).",
         ),
         SPEND_SUBSIDIES,
         Output("spend_publicity", "RMB/week", "Spending on publicity", "Publicity and mobilisation paid this week."),

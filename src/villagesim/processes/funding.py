@@ -8,9 +8,10 @@ Writes: ``week.levers`` (the levers as funded, which the later processes see),
 changed since last week (an intervention, or a lever pulled on the page):
 ``institutions.treasury`` (pools re-split) and ``institutions.ngo_enters``.
 
-* **Levers changed.** Unspent flexible money (subsidies, NGO, publicity, platform) is
-  re-split over the uses that now have something to pay for, in proportion to the year's
-  shares; building and running funds are already committed. NGOs reconsider which villages
+* **Levers changed.** Under ``policy.inactive_uses = "resplit"``, unspent flexible money
+  (subsidies, NGO, publicity, platform) is re-split over the uses that now have something to
+  pay for, in proportion to the year's shares (reported as ``reallocated``); building and
+  running funds are already committed. Under ``"hold"`` each use keeps its money. NGOs reconsider which villages
   the contract price makes worth serving.
 * **Funded levers.** The planner's scenario says what is *intended*; the processes act on
   what is *funded*: no incentive once the subsidy pool ran dry this year, publicity effort
@@ -25,6 +26,7 @@ import numpy as np
 
 from villagesim.config.schema import BUDGET_USES, Scenario
 from villagesim.processes.base import Process
+from villagesim.processes.budget import REALLOCATED
 from villagesim.processes.week import Week
 from villagesim.state.institutions import Institutions, active_uses, ngo_entry, weekly_cost
 from villagesim.state.population import World
@@ -71,27 +73,36 @@ def effective_scenario(scenario: Scenario, world: World) -> Scenario:
     return effective
 
 
-def reallocate(world: World, scenario: Scenario) -> None:
-    """After a lever change mid-year: re-split the unspent flexible pools over the uses that
-    now have something to pay for (building and running funds are already committed)."""
+def reallocate(world: World, scenario: Scenario) -> float:
+    """After a lever change mid-year, under ``policy.inactive_uses = "resplit"``: re-split the
+    unspent flexible pools over the uses that now have something to pay for (building and
+    running funds are already committed). Returns the money moved between uses (RMB); under
+    ``"hold"`` each use keeps its money and nothing moves."""
     inst = world.institutions
     tr = inst.treasury
+    if scenario.policy.inactive_uses != "resplit":
+        return 0.0
     flexible = ["subsidies", "ngo", "publicity", "platform"]
     money = sum(tr.pools[u] for u in flexible)
     active = active_uses(scenario)
     weights = np.array([tr.shares[BUDGET_USES.index(u)] * active[BUDGET_USES.index(u)] for u in flexible])
     if money <= 0 or weights.sum() <= 0:
-        return
+        return 0.0
     weights = weights / weights.sum()
+    moved = 0.0
     for u, w in zip(flexible, weights, strict=True):
-        tr.pools[u] = money * float(w)
+        new = money * float(w)
+        moved += max(new - tr.pools[u], 0.0)
+        tr.pools[u] = new
+    return moved
 
 
 def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) -> None:
     del rng  # deterministic
     inst: Institutions = world.institutions
     if inst.intended is not None and scenario is not inst.intended:
-        reallocate(world, scenario)
+        moved = reallocate(world, scenario)
+        week.report("reallocated", np.full(week.n_villages, moved / week.n_villages))
         inst.ngo_enters = ngo_entry(world, scenario)
     inst.intended = scenario
     week.levers = effective_scenario(scenario, world)
@@ -109,5 +120,6 @@ PROCESS = Process(
         "institutions.treasury",
         "institutions.ngo_enters",
     ),
+    outputs=(REALLOCATED,),
     section="3.0 funding of levers",
 )

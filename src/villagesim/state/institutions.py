@@ -6,8 +6,9 @@ plain numbers (budget pools) so that the processes stay vectorised. The Mesa age
 
 Money flows through *pools*: each budget year the government splits its budget among the
 uses of :data:`~villagesim.config.schema.BUDGET_USES`; spending is drawn from the pools and never
-exceeds them; what is left at the end of the year lapses. Building spends its pool at once
-(construction); running funds are handed to the facilities as balances.
+exceeds them; what is left at the end of the year (pools and facilities' balances) lapses
+or is carried over into next year's budget (``policy.unspent_funds``). Building spends its
+pool at once (construction); running funds are handed to the facilities as balances.
 """
 
 from __future__ import annotations
@@ -76,6 +77,8 @@ class Institutions:
     tb_expired: float = 0.0
     incentive_unpaid: bool = False  # the subsidy pool ran dry: incentives are not paid
     pending_building_spend: np.ndarray | None = None  # per village, booked in the next step's outputs
+    pending_upgrade_spend: np.ndarray | None = None  # of which upgrades of existing buildings (count regime)
+    pending_reports: dict[str, np.ndarray] = field(default_factory=dict)  # reported before step 1, booked in it
     intended: Scenario | None = None  # the planner's levers (processes see the funded ones)
     # the last effective scenario: (intended scenario, what was switched off or scaled, result)
     effective_cache: tuple[Scenario, tuple, Scenario] | None = field(default=None, repr=False)
