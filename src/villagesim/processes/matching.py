@@ -762,6 +762,12 @@ PROCESS = Process(
             "Time-bank credit redeemed",
             "Credit-hours taken from family accounts for help received.",
         ),
+        Output(
+            "time_bank_guaranteed",
+            "hours/week",
+            "Paid care bought by the guarantee",
+            "Hours of paid care the time-bank guarantee bought, each redeemed from family credit.",
+        ),
         Output("redemptions", "requests/week", "Time-bank redemptions", "Requests made against time-bank credit."),
         Output(
             "redemptions_failed",

@@ -12,14 +12,17 @@ Writes: ``tb_balance``, ``tb_trust``; ``week.remaining`` and ``week.met["time_ba
   the committee handles it first. The bank's operator processes it with probability
   ``honour_rate`` (institutional reliability). It succeeds if the elder got help this
   week; if not, with probability ``redemption_guarantee`` the bank buys paid care for the
-  remaining hours (at ``paid_care_price_per_hour`` from the subsidy pool). Redeemed
+  remaining hours (at ``paid_care_price_per_hour`` from the subsidy pool), capped by the
+  family's credit left after the week's mutual-aid redemptions: every guaranteed hour is
+  redeemed from credit (``time_bank_guaranteed`` <= ``time_bank_redeemed``). Redeemed
   credit (hours received, up to the family's balance) is taken from the family's accounts
   in proportion to their balances.
 * **Trust in the bank** of the family's members moves toward 1 after a success and 0
   after a failure (``trust_rate``); everyone's moves toward the village's recent success
   rate (``word_of_mouth``). Volunteering weighs credit by this trust.
 * **Credit.** Volunteers earn ``credit_per_hour`` per hour served; balances above
-  ``account_cap_hours`` expire, as do the balances of the dead. Conservation:
+  ``account_cap_hours`` expire, as do the balances of the dead (residents and migrants who
+  die away; a migrant away keeps credit, as they may return). Conservation:
   credited = redeemed + outstanding + expired.
 """
 
@@ -46,6 +49,31 @@ def redeeming(world: World, scenario: Scenario, week: Week) -> np.ndarray:
     return week.asked & (family_credit[world.persons.lineage[week.elders]] > 1e-6)
 
 
+def _covered(
+    world: World, week: Week, idx: np.ndarray, rows: np.ndarray, helped: np.ndarray, guaranteed: np.ndarray, want: np.ndarray
+) -> np.ndarray:
+    """Hours of paid care the guarantee buys per redemption: the remaining need, capped by
+    the family's credit left after this week's mutual-aid redemptions of the family (elders
+    of one family in row order share what is left)."""
+    p = world.persons
+    family_credit = _lineage_sum(world, p.tb_balance)
+    lineage = p.lineage[rows]
+    received = np.maximum(week.requested_hours[idx] - week.remaining[idx].sum(axis=1), 0.0)
+    used = np.bincount(lineage, weights=np.where(helped, received, 0.0), minlength=len(family_credit))
+    left = np.maximum(family_credit - used, 0.0)
+    g = np.flatnonzero(guaranteed)
+    order = g[np.argsort(lineage[g], kind="stable")]
+    line = lineage[order]
+    w = want[order].astype(np.float64)
+    before = np.cumsum(w) - w  # wanted by earlier guaranteed elders of all families
+    first = np.r_[True, line[1:] != line[:-1]]
+    start = np.maximum.accumulate(np.where(first, np.arange(len(order)), 0))
+    before = before - before[start]  # ... of the same family
+    out = np.zeros(len(want))
+    out[order] = np.clip(left[line] - before, 0.0, w)
+    return out
+
+
 def settle(world: World, scenario: Scenario, rng: np.random.Generator, week: Week, attempts: np.ndarray) -> None:
     """Outcome of this week's redemptions (after matching)."""
     p = world.persons
@@ -68,6 +96,9 @@ def settle(world: World, scenario: Scenario, rng: np.random.Generator, week: Wee
     want = remaining.sum(axis=1)
     price = scenario.government.paid_care_price_per_hour
     paid_hours = np.zeros(len(idx))
+    if guaranteed.any():
+        want = np.where(guaranteed, _covered(world, week, idx, rows, helped, guaranteed, want), 0.0)
+        guaranteed &= want > 0
     if guaranteed.any() and price > 0:
         cost = want[guaranteed] * price
         budget_left = inst.treasury.pools["subsidies"]
@@ -80,10 +111,12 @@ def settle(world: World, scenario: Scenario, rng: np.random.Generator, week: Wee
         week.report("spend_subsidies", np.bincount(p.village[rows[g[affordable]]], weights=cost[affordable], minlength=n_v))
         got = np.zeros(n_e, dtype=np.float32)
         got[idx] = paid_hours
-        frac = np.where(want > 0, paid_hours / np.maximum(want, 1e-12), 0.0)
+        need = remaining.sum(axis=1)
+        frac = np.where(need > 0, paid_hours / np.maximum(need, 1e-12), 0.0)
         week.remaining[idx] = remaining * (1.0 - frac)[:, None]
         week.met["time_bank"] = got
         week.matched[idx[guaranteed]] = True
+        week.report("time_bank_guaranteed", np.bincount(p.village[rows], weights=paid_hours, minlength=n_v))
     success = honoured & (helped | guaranteed)
     # hours received this week through mutual aid or the guarantee are redeemed from the family's credit
     received = week.requested_hours[idx] - week.remaining[idx].sum(axis=1)
@@ -124,7 +157,8 @@ def credit(world: World, scenario: Scenario, week: Week) -> None:
     n_v = week.n_villages
     if not tb.enabled and inst.tb_credited == 0.0:
         return  # no bank and no credit ever issued: every time-bank output is zero
-    dead = week.died
+    # the dead, wherever they died (in the village or away as migrants)
+    dead = (p.status == DEAD) & (p.tb_balance != 0)
     expired_dead = np.where(dead, p.tb_balance, 0.0)
     p.tb_balance[dead] = 0.0
     earned = np.zeros(len(p), dtype=np.float32)
