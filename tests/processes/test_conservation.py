@@ -48,7 +48,14 @@ def county(**policy) -> Scenario:
             "run": {"steps": YEARS * WEEKS_PER_YEAR, "seed": 7},
             "population": {"villages": 5, "residents_per_village": 500, "village_size_sigma": 0.5},
             "behaviour": {"ask_intercept": 0.0},
-            "hollowing_out": {"initial_away_share": 0.5},
+            # volunteers up to 70 leave (and some die away, credit in hand) and seldom return
+            "hollowing_out": {
+                "initial_away_share": 0.5,
+                "outmigration_rate": 0.3,
+                "migration_max_age": 70,
+                "return_min_age": 80,
+                "return_rate": 0.01,
+            },
             "policy": {
                 "budget": 150000.0,
                 "ngo_purchase_budget": 20000.0,
