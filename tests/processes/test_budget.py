@@ -63,7 +63,7 @@ def test_the_year_end_allocates_the_budget_and_files_a_report():
     assert tr.pools["ngo"] == pytest.approx(expected[BUDGET_USES.index("ngo")] + 5000.0)
     assert tr.allocated_year == pytest.approx(s.policy.budget + 5000.0)
     assert all(v >= -1e-6 for v in tr.pools.values())  # rounding of the running funds
-    assert tr.pools["facility_building"] == 0.0  # what building does not spend lapses
+    assert tr.pools["facility_building"] == 0.0  # under count: new buildings, or upgrades of existing ones
     new = fac.built & ~built
     assert np.all(fac.built_step[new] == 52)
     cost = np.asarray(s.facilities.build_cost)[fac.kind]
@@ -85,3 +85,65 @@ def test_a_bigger_budget_builds_at_least_as_much_and_none_builds_nothing(regime)
             assert sum(model.world.institutions.treasury.pools.values()) == 0.0
     assert built[0.0] == 0
     assert built[600000.0] >= built[120000.0] and built[600000.0] > 0, built
+
+
+@pytest.mark.parametrize("upgrades", [True, False])
+def test_upgrades_with_every_slot_built_are_reported_or_left_unspent(upgrades):
+    s = scenario(**{"policy.allocation": "fixed", "government.count_upgrades": upgrades})
+    model = VillageModel(s)
+    inst = model.world.institutions
+    inst.facilities.built[:] = True  # nothing left to build
+    year_end(model)
+    building = inst.treasury.pools["facility_building"]
+    spent = inst.pending_upgrade_spend.sum()
+    share = inst.treasury.shares[BUDGET_USES.index("facility_building")]
+    assert share > 0
+    if upgrades:  # spent into existing buildings, and said so
+        assert spent == pytest.approx(s.policy.budget * share / inst.treasury.shares[active_uses(s)].sum())
+        assert building == 0.0
+        np.testing.assert_allclose(inst.pending_building_spend, inst.pending_upgrade_spend)
+    else:  # nothing spent: the money stays unspent and is reported at the year's end
+        assert spent == 0.0 and building > 0
+        week = year_end(model)
+        assert week.extra["unspent_facility_building"].sum() == pytest.approx(building)
+
+
+@pytest.mark.parametrize("rule", ["lapse", "carry_over"])
+def test_unspent_money_lapses_or_is_carried_over_and_is_reported_per_use(rule):
+    s = scenario(**{"policy.allocation": "fixed", "policy.publicity": 0.5, "policy.unspent_funds": rule})
+    model = VillageModel(s)
+    tr = model.world.institutions.treasury
+    fac = model.world.institutions.facilities
+    tr.pools["publicity"] = 123.0
+    fac.balance[:] = 0.0
+    fac.balance[0] = 77.0
+    left = sum(tr.pools.values()) + 77.0
+    running = tr.pools["facility_running"] + 77.0  # the pool and the facilities' balances
+    week = year_end(model)
+    assert week.extra["unspent_publicity"].sum() == pytest.approx(123.0)
+    assert week.extra["unspent_facility_running"].sum() == pytest.approx(running)
+    total = sum(week.extra[f"unspent_{u}"].sum() for u in BUDGET_USES)
+    assert total == pytest.approx(left)
+    carried = week.extra["carried_over"].sum()
+    lapsed = week.extra["lapsed"].sum()
+    assert carried + lapsed == pytest.approx(left)
+    assert (carried, lapsed) == ((pytest.approx(left), 0.0) if rule == "carry_over" else (0.0, pytest.approx(left)))
+    assert tr.allocated_year == pytest.approx(s.policy.budget + s.policy.ngo_purchase_budget + carried)
+
+
+@pytest.mark.parametrize("rule", ["resplit", "hold"])
+def test_money_of_unused_uses_is_re_split_and_reported_or_held(rule):
+    s = scenario(**{"policy.allocation": "fixed", "policy.inactive_uses": rule})  # no subsidy, publicity or platform lever
+    model = VillageModel(s)
+    tr = model.world.institutions.treasury
+    week = year_end(model)
+    unused = ~active_uses(s)
+    assert unused.any()
+    idle_money = s.policy.budget * tr.shares[unused].sum()
+    held = sum(tr.pools[u] for u, off in zip(BUDGET_USES, unused, strict=True) if off)
+    if rule == "resplit":
+        assert week.extra["reallocated"].sum() == pytest.approx(idle_money)
+        assert held == 0.0
+    else:
+        assert "reallocated" not in week.extra
+        assert held == pytest.approx(idle_money)
