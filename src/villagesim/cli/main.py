@@ -49,6 +49,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from villagesim.cli.common import load, print_warnings
     from villagesim.config.limits import estimate, memory_limit
     from villagesim.config.loading import changed_parameters, scenario_hash
+    from villagesim.state.institutions import FUNDED_LEVERS, unfundable
 
     loaded = load(args.scenario, args, warn=False)
     s = loaded.scenario
@@ -83,6 +84,15 @@ def _cmd_check(args: argparse.Namespace) -> int:
             f"  too large:   above the {limit / 2**30:.1f} GiB a run may take here; `run` refuses it "
             "unless --max-memory allows more"
         )
+    funded = [lever for lever in FUNDED_LEVERS if lever.value(s.policy) > 0]
+    short = unfundable(s)
+    for lever, why in short:
+        print(f"  unfunded:    {lever.path} is set but the budget can never pay it ({why})")
+    if funded and not short:
+        names = ", ".join(lever.path for lever in funded)
+        print(
+            f"  funding:     whether the budget pays {names} in every week is reported by the run (summary.json: lever_funding)"
+        )
     print(f"  hash:        {scenario_hash(s)[:16]}")
     print_warnings(loaded.warnings)
     return 0
@@ -115,7 +125,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         write_json,
         write_parquet,
     )
-    from villagesim.runs.runner import run_scenario, summarise
+    from villagesim.runs.runner import describe_lever_funding, lever_funding, run_scenario, summarise
 
     loaded = load(args.scenario, args)
     scenario = loaded.scenario
@@ -155,7 +165,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
             "runtime_seconds": round(result.seconds, 3),
             **provenance(scenario.run.seed, digest),
             "outcomes": summarise(result.timeseries),
+            # levers the budget must pay: weeks of each year they were set and delivered in full
+            "lever_funding": lever_funding(result.timeseries),
         }
+        summary["unfunded_levers"] = [k for k, v in summary["lever_funding"].items() if v["unfunded"]]
         with folder.writing() as tmp:
             write_parquet(result.timeseries, tmp / TIMESERIES)
             write_parquet(result.villages, tmp / VILLAGES)
@@ -172,6 +185,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         f"final unmet need share {o['unmet_need_share']['final_mean']:.3f}, "
         f"active volunteers {o['active_volunteers']['final_mean']:.1f}, mean trust {o['mean_trust']['final_mean']:.3f}"
     )
+    funding = describe_lever_funding(summary["lever_funding"])
+    if funding:
+        print(funding)
     print(f"results in {out}/")
     return 0
 

@@ -16,7 +16,9 @@ changed since last week (an intervention, or a lever pulled on the page):
 * **Funded levers.** The planner's scenario says what is *intended*; the processes act on
   what is *funded*: no incentive once the subsidy pool ran dry this year, publicity effort
   scaled to what its pool pays, no platform, alarms, insurance or time-bank guarantee
-  without money for them. The yearly budget (process ``budget``) decides on the intended
+  without money for them. Each week ``lever_set_<lever>`` and ``lever_paid_<lever>`` say,
+  for each lever of ``FUNDED_LEVERS``, whether the planner set it and whether the budget
+  delivered it in full (the run's summary counts the weeks of each year). The yearly budget (process ``budget``) decides on the intended
   levers, so a lever whose money ran out is funded again next year.
 """
 
@@ -25,10 +27,10 @@ from __future__ import annotations
 import numpy as np
 
 from villagesim.config.schema import BUDGET_USES, Scenario
-from villagesim.processes.base import Process
+from villagesim.processes.base import Output, Process
 from villagesim.processes.budget import REALLOCATED
 from villagesim.processes.week import Week
-from villagesim.state.institutions import Institutions, active_uses, ngo_entry, weekly_cost
+from villagesim.state.institutions import FUNDED_LEVERS, Institutions, active_uses, ngo_entry, weekly_cost
 from villagesim.state.population import World
 
 
@@ -106,6 +108,13 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
         inst.ngo_enters = ngo_entry(world, scenario)
     inst.intended = scenario
     week.levers = effective_scenario(scenario, world)
+    n_v = week.n_villages
+    for lever in FUNDED_LEVERS:
+        wanted = lever.value(scenario.policy)
+        is_set = wanted > 0
+        paid = is_set and lever.value(week.levers.policy) >= wanted
+        week.report(f"lever_set_{lever.name}", np.full(n_v, float(is_set)))
+        week.report(f"lever_paid_{lever.name}", np.full(n_v, float(paid)))
 
 
 PROCESS = Process(
@@ -120,6 +129,26 @@ PROCESS = Process(
         "institutions.treasury",
         "institutions.ngo_enters",
     ),
-    outputs=(REALLOCATED,),
+    outputs=(
+        REALLOCATED,
+        *(
+            out
+            for lever in FUNDED_LEVERS
+            for out in (
+                Output(
+                    f"lever_set_{lever.name}",
+                    "villages",
+                    f"Lever set: {lever.label.lower()}",
+                    f"Villages where {lever.path} is set this week.",
+                ),
+                Output(
+                    f"lever_paid_{lever.name}",
+                    "villages",
+                    f"Lever paid: {lever.label.lower()}",
+                    f"Villages where {lever.path} is set and the budget delivers it in full this week.",
+                ),
+            )
+        ),
+    ),
     section="3.0 funding of levers",
 )

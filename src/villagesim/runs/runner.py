@@ -15,10 +15,12 @@ import pandas as pd
 
 from villagesim.config.limits import check_size
 from villagesim.config.schema import Scenario
+from villagesim.constants import WEEKS_PER_YEAR
 from villagesim.model import VillageModel
 from villagesim.outputs.sums import KEY_OUTCOMES
 from villagesim.runs.backends import Backend, SerialBackend
 from villagesim.runs.stats import t_interval
+from villagesim.state.institutions import FUNDED_LEVERS
 
 ProgressHook = Callable[[int], None]
 """Called with the number of steps just completed (for progress bars)."""
@@ -145,3 +147,65 @@ def summarise(timeseries: pd.DataFrame, outcomes: list[str] | None = None) -> di
             "time_mean": float(timeseries[name].mean()),
         }
     return out
+
+
+def lever_funding(timeseries: pd.DataFrame) -> dict[str, dict]:
+    """For each lever the budget must pay (:data:`~villagesim.state.institutions.FUNDED_LEVERS`)
+    that was set in some week: in how many weeks of each year it was set and in how many the
+    budget delivered it in full (means over replicates), and whether it was ever short.
+
+    Returns:
+        Per lever name: ``path``, ``label``, ``weeks_set``, ``weeks_paid``, ``unfunded``
+        (paid in fewer weeks than set) and ``years``: one ``{"year", "weeks", "weeks_set",
+        "weeks_paid"}`` per year of the run (year 1 = weeks 1-52).
+    """
+    out: dict[str, dict] = {}
+    if timeseries.empty:
+        return out
+    year = (timeseries["step"].to_numpy() - 1) // WEEKS_PER_YEAR + 1
+    replicates = max(int(timeseries["replicate"].nunique()), 1)
+    for lever in FUNDED_LEVERS:
+        set_col, paid_col = f"lever_set_{lever.name}", f"lever_paid_{lever.name}"
+        if set_col not in timeseries or not (timeseries[set_col] > 0).any():
+            continue
+        frame = pd.DataFrame(
+            {
+                "year": year,
+                "week": 1.0,
+                "set": (timeseries[set_col] > 0).astype(float),
+                "paid": ((timeseries[paid_col] > 0) & (timeseries[paid_col] >= timeseries[set_col])).astype(float),
+            }
+        )
+        per_year = frame.groupby("year").sum() / replicates
+        years = [
+            {"year": int(y), "weeks": float(r["week"]), "weeks_set": float(r["set"]), "weeks_paid": float(r["paid"])}
+            for y, r in per_year.iterrows()
+        ]
+        weeks_set = float(per_year["set"].sum())
+        weeks_paid = float(per_year["paid"].sum())
+        out[lever.name] = {
+            "path": lever.path,
+            "label": lever.label,
+            "weeks_set": weeks_set,
+            "weeks_paid": weeks_paid,
+            "unfunded": weeks_paid < weeks_set,
+            "years": years,
+        }
+    return out
+
+
+def describe_lever_funding(funding: dict[str, dict]) -> str | None:
+    """One line on the levers set but not paid in full: ``None`` when no lever of
+    :data:`~villagesim.state.institutions.FUNDED_LEVERS` was set."""
+    if not funding:
+        return None
+    short = {k: v for k, v in funding.items() if v["unfunded"]}
+    if not short:
+        return "levers set, paid in full every week: " + ", ".join(funding)
+    parts = []
+    for info in short.values():
+        years = ", ".join(
+            f"{y['weeks_paid']:g} of {y['weeks_set']:g} weeks in year {y['year']}" for y in info["years"] if y["weeks_set"]
+        )
+        parts.append(f"{info['path']} ({info['label']}): delivered {years}")
+    return "levers set but not paid by the budget: " + "; ".join(parts)

@@ -13,11 +13,12 @@ pool at once (construction); running funds are handed to the facilities as balan
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from villagesim.config.schema import BUDGET_USES, Scenario
+from villagesim.config.schema import BUDGET_USES, PolicyConfig, Scenario
 from villagesim.constants import WEEKS_PER_YEAR
 from villagesim.state.population import World
 
@@ -191,3 +192,59 @@ def weekly_cost(scenario: Scenario, n_villages: int) -> dict[str, float]:
         "publicity": pol.publicity * gov.publicity_cost_per_village_year * n_villages / WEEKS_PER_YEAR,
         "platform": gov.platform_cost_per_village_year * n_villages / WEEKS_PER_YEAR if pol.platform.enabled else 0.0,
     }
+
+
+@dataclass(frozen=True)
+class FundedLever:
+    """A lever the budget must pay for: where it is set, the budget use that pays it, and
+    its value (as the planner set it, or as funded this week)."""
+
+    name: str  # output columns lever_set_<name>, lever_paid_<name>
+    path: str  # the scenario parameter
+    label: str
+    use: str  # the budget use (BUDGET_USES) that pays it
+    value: Callable[[PolicyConfig], float]
+
+
+FUNDED_LEVERS: tuple[FundedLever, ...] = (
+    FundedLever(
+        "incentive_per_hour", "policy.incentive_per_hour", "Incentive per hour", "subsidies", lambda p: p.incentive_per_hour
+    ),
+    FundedLever("wearable_alarms", "policy.wearable_alarms", "Wearable alarms", "subsidies", lambda p: p.wearable_alarms),
+    FundedLever(
+        "liability_insurance",
+        "policy.liability_insurance",
+        "Liability insurance",
+        "subsidies",
+        lambda p: float(p.liability_insurance),
+    ),
+    FundedLever(
+        "time_bank_guarantee",
+        "policy.time_bank.redemption_guarantee",
+        "Time-bank guarantee",
+        "subsidies",
+        lambda p: p.time_bank.redemption_guarantee if p.time_bank.enabled else 0.0,
+    ),
+    FundedLever("publicity", "policy.publicity", "Publicity", "publicity", lambda p: p.publicity),
+    FundedLever("platform", "policy.platform.enabled", "Platform", "platform", lambda p: float(p.platform.enabled)),
+)
+"""Levers that act only as far as the budget pays for them (see the funding process): each
+week the outputs say whether each is set and whether it was delivered in full."""
+
+
+def unfundable(scenario: Scenario) -> list[tuple[FundedLever, str]]:
+    """Levers set in ``scenario`` (or by one of its interventions) that its budget can never
+    pay, with the reason: no budget, or no share of the budget for the use that pays them
+    (the split keeps a use's share at 0 under either allocation and regime)."""
+    pol = scenario.policy
+    split = dict(zip(BUDGET_USES, pol.split.shares(), strict=True))
+    out = []
+    for lever in FUNDED_LEVERS:
+        set_later = any(lever.path in item.set and item.set[lever.path] not in (0, 0.0, False) for item in scenario.intervention)
+        if lever.value(pol) <= 0 and not set_later:
+            continue
+        if pol.budget <= 0:
+            out.append((lever, "the budget is 0"))
+        elif split[lever.use] <= 0:
+            out.append((lever, f"policy.split.{lever.use} is 0: no money for {lever.use}"))
+    return out
