@@ -243,6 +243,8 @@ LEVER_CONTEXT = {
     "policy.split.platform": {"policy.platform.enabled": True},
     # feedback acts through the yearly budget decision of a quality-judged government
     "policy.feedback_mechanism": {"policy.evaluation_regime": "quality", "run.steps": 110},
+    # money left at the first year's end is carried into the second
+    "policy.unspent_funds": {"run.steps": 110},
 }
 LEVER_VALUE = {
     "policy.incentive_per_hour": 20.0,

@@ -401,8 +401,11 @@ def test_facility_service_equals_the_plain_formula(monkeypatch: pytest.MonkeyPat
     :func:`facilities.serve_plain` on the same draw, while facilities are built and staffed."""
     module = sys.modules[pair.module]
     s = load_scenario(SCENARIOS / "prefecture.toml").scenario.with_overrides({"population.villages": 6})
-    # few funds and restless managers: facilities start and stop operating, more are built after a year
-    s = s.with_overrides({"policy.budget": 300000.0, "facilities.manager_quit_rate": 5.0})
+    # few funds and restless volunteer managers who come and go: facilities start and stop
+    # operating, more are built after a year (paid managers are hired only on yearly contracts)
+    s = s.with_overrides(
+        {"policy.budget": 300000.0, "facilities.manager_quit_rate": 5.0, "facilities.volunteer_manager_rate": 5.0}
+    )
     compiled = pair.compiled
     weeks_served = []
 

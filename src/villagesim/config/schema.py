@@ -618,7 +618,7 @@ class GovernmentConfig(Section):
         "switch",
         "assumption",
         "Under the count regime, building money left once every facility slot is built goes into "
-        "upgrading existing buildings (spent, no new service; reported as spend_facility_upgrades); "
+        "upgrading existing buildings (spent, no new service; reported as building_upgrades); "
         "off: it stays unspent.",
     )
     feedback_delay_max_years: int = param(

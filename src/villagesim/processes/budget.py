@@ -4,10 +4,15 @@ Reads: ``world.institutions`` (treasury, facilities, yearly reports); ``[policy]
 (budget, allocation, evaluation_regime, split, ngo_purchase_budget, feedback_mechanism),
 ``[government]``, ``[facilities]``; village sizes.
 Writes: the treasury's pools and shares for the next budget year, new facilities
-(``built``), facilities' running balances, ``spend_facility_building``; yearly reports.
+(``built``), facilities' running balances, ``spend_facility_building`` and
+``building_upgrades`` (booked by the finance process); yearly reports; outputs
+``unspent_<use>``, ``lapsed``, ``carried_over``, ``reallocated``.
 
 Runs in the last week of each budget year (and once at the start, for year 0):
 
+0. **Close the year.** What is left of each use (its pool; for running, also the
+   facilities' balances) is reported as ``unspent_<use>``; by ``policy.unspent_funds`` it
+   lapses (``lapsed``) or is carried over into next year's money (``carried_over``).
 1. **Feedback.** The year's report (facilities built, operating, hours served, unmet
    need) is filed. The government sees reports ``d = round(feedback_delay_max_years *
    (1 - feedback_mechanism))`` years late, and a share ``feedback_loss_max * (1 -
@@ -17,14 +22,15 @@ Runs in the last week of each budget year (and once at the start, for year 0):
    *count* (facilities counted) puts ``count_building_share`` into building;
    *quality* (service delivered) first funds running costs of the facilities it knows of,
    puts ``quality_building_share`` into building while there is something left to build,
-   and gives the rest to services. Uses with nothing to pay for under the current levers get no
-   money (the split is renormalised over the others).
+   and gives the rest to services. Uses with nothing to pay for under the current levers:
+   under ``policy.inactive_uses = "resplit"`` their money is re-split over the others in
+   proportion to their shares (``reallocated``); under ``"hold"`` it stays with them, unspent.
 3. **Building.** The building pool buys facilities: under *count* the cheapest first (more
    facilities to count) and, once every slot is built, upgrades of existing buildings
-   (money into infrastructure, no new service); under *quality* happiness homes first in
-   the villages with most elders, skipping what the pool cannot pay, and only what 80% of
-   the budget can also run next year.
-   The rest of the pool lapses.
+   (money into infrastructure, no new service; ``building_upgrades``; not with
+   ``government.count_upgrades = false``); under *quality* happiness homes first in the
+   villages with most elders, skipping what the pool cannot pay, and only what 80% of the
+   budget can also run next year. The rest of the pool stays unspent until the year's end.
 4. **Running funds.** Under *count* spread over all built facilities in proportion to
    their yearly cost (a little for each); under *quality* each known facility is funded in
    full, the most used first, until the pool runs out.

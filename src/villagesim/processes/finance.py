@@ -6,7 +6,7 @@ effective levers (``incentive_per_hour``, ``liability_insurance``, ``wearable_al
 Writes: pools (spending), ``institutions.incentive_unpaid``; the time bank (credits,
 expiry, trust: :func:`~villagesim.processes.timebank.credit`); outputs
 ``spend_subsidies``, ``spend_publicity``, ``spend_platform``, ``spend_facility_building``
-and, of it, ``spend_facility_upgrades`` (booked in the first week of the budget year it was
+and, of it, ``building_upgrades`` (booked in the first week of the budget year it was
 decided for), ``spend_total``; what the budget of year 0 reported before the first week.
 
 Subsidies pay, in this order, the incentive per volunteer hour, the wearable alarms and
@@ -25,6 +25,7 @@ from villagesim.config.schema import BUDGET_USES, Scenario
 from villagesim.constants import WEEKS_PER_YEAR
 from villagesim.processes import timebank
 from villagesim.processes.base import Output, Process
+from villagesim.processes.budget import REALLOCATED
 from villagesim.processes.week import SPEND_SUBSIDIES, Week
 from villagesim.state.institutions import spend, weekly_cost
 from villagesim.state.population import World
@@ -44,7 +45,7 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
         week.report("spend_facility_building", inst.pending_building_spend)
         inst.pending_building_spend = None
     if inst.pending_upgrade_spend is not None:
-        week.report("spend_facility_upgrades", inst.pending_upgrade_spend)
+        week.report("building_upgrades", inst.pending_upgrade_spend)
         inst.pending_upgrade_spend = None
     for name, values in inst.pending_reports.items():
         week.report(name, values)
@@ -116,11 +117,12 @@ PROCESS = Process(
             "The year's building money, booked in its first week.",
         ),
         Output(
-            "spend_facility_upgrades",
+            "building_upgrades",
             "RMB/week",
             "Spending on upgrades (no new service)",
             "Of the building money: upgrades of existing buildings once every slot is built (count regime).",
         ),
+        REALLOCATED,  # the year-0 budget's, reported before the first week
         SPEND_SUBSIDIES,
         Output("spend_publicity", "RMB/week", "Spending on publicity", "Publicity and mobilisation paid this week."),
         Output(
