@@ -52,6 +52,32 @@ def band(age: float) -> int:
     return min(2, max(0, int((age - 60.0) // 10.0)))
 
 
+def death_rate(age: float, female: bool, scenario) -> float:
+    """Death rate per person-year before the care level: the published rate of the sex and
+    5-year band 60-64 .. 85-89, the 60-64 rate falling below 60 and the 85-89 rate rising
+    from 90 by ``gompertz_slope`` per year, times the rural adjustment."""
+    h = scenario.health
+    rates = h.death_rate_female_by_band if female else h.death_rate_male_by_band
+    b = min(5, max(0, int(math.floor((age - 60.0) / 5.0))))
+    outside = age - min(max(age, 60.0), 90.0)
+    return h.rural_mortality_adjustment * rates[b] / 1000.0 * math.exp(h.gompertz_slope * outside)
+
+
+def mortality_group(age: float, female: bool) -> int:
+    """Group over which the care-level multipliers are normalised: sex x (under 60, each
+    band 60-64 .. 85-89, 90+)."""
+    return 8 * int(female) + min(7, max(0, int(math.floor((age - 55.0) / 5.0))))
+
+
+def fertility(age: float, scenario) -> float:
+    """Yearly birth rate of a woman of this age: the TFR times her 5-year band's share of
+    the schedule over 5 (0 outside 15-49)."""
+    if not 15.0 <= age < 50.0:
+        return 0.0
+    b = scenario.births
+    return b.total_fertility_rate * b.age_schedule[int((age - 15.0) // 5.0)] / sum(b.age_schedule) / 5.0
+
+
 class Household:
     """A household: where it is and who lives in it (not an agent: it takes no decisions).
 
@@ -104,6 +130,7 @@ class Person(mesa.Agent):
         self.household = household
         household.members.append(self)
         self.age: float = state["age"]
+        self.female: bool = bool(state["female"])
         self.status: int = state["status"]
         self.care_level: int = state["care_level"]
         self.trained: bool = state["trained"]
@@ -162,13 +189,14 @@ class Person(mesa.Agent):
 
     # ------------------------------------------------------------------ 1. demography
     def demography(self) -> None:
-        """Age a week; die (Gompertz hazard x care-level multiplier); leave or come back."""
+        """Die (published rate of band and sex x rural adjustment x care-level multiplier over
+        the group's mean multiplier, ``model.mortality_norm``); leave or come back; give birth
+        (``model.mothers``). The model has aged everyone and worked out the norm before."""
         s = self.model.scenario
         h, hol = s.health, s.hollowing_out
-        u_death, u_move = self.random.random(), self.random.random()
-        self.age += 1.0 / WEEKS
-        hazard = h.gompertz_hazard_at_60 * math.exp(h.gompertz_slope * (self.age - 60.0))
-        hazard *= h.mortality_multiplier_by_level[self.care_level]
+        u_death, u_move, u_birth = self.random.random(), self.random.random(), self.random.random()
+        hazard = death_rate(self.age, self.female, s) * h.mortality_multiplier_by_level[self.care_level]
+        hazard /= self.model.mortality_norm[mortality_group(self.age, self.female)]
         if u_death < 1.0 - math.exp(-hazard / WEEKS):
             if self.status == RESIDENT:
                 self.model.count("deaths")
@@ -182,6 +210,8 @@ class Person(mesa.Agent):
         elif self.status == AWAY and self.age >= hol.return_min_age and u_move < weekly(hol.return_rate):
             self.status = RESIDENT
             self.model.count("returns")
+        if self.female and u_birth < 1.0 - math.exp(-fertility(self.age, s) / WEEKS):
+            self.model.mothers.append(self)
 
     # ------------------------------------------------------------------ 2. health
     def health_transition(self) -> None:
