@@ -30,7 +30,7 @@ def test_deaths_match_the_hazard():
     expected = observed = 0.0
     for t in range(1, 53):
         alive = p.status != DEAD
-        hazard = annual_hazard(p.age + np.float32(1 / 52), p.female, p.care_level, s, alive)
+        hazard = annual_hazard(p.age + np.float32(1 / 52), p.female, p.care_level, s)
         expected += float(np.sum(-np.expm1(-hazard / 52.0)[alive]))
         week = Week(step=t, n_villages=20, n_persons=len(p))
         demography.run(world, s, Streams(1).for_step("demography", t), week)

@@ -437,14 +437,16 @@ class Observation:
 
     def life_expectancy_60(self) -> float:
         """Remaining life expectancy at 60 of the simulated rates: each 5-year band and 90+
-        at its constant rate (the life table's usual step assumption), mean of men and women."""
+        at its constant rate (the life table's usual step assumption; 90+ at the 85-89 rate
+        where no death was seen in it, as in a single small replicate), mean of men and women."""
         rates = self.death_rates().reshape(2, demography.GROUPS)[:, 1:]
         out = []
         for m in rates:
             e, alive = 0.0, 1.0
             for k, rate in enumerate(m):
-                if k == len(m) - 1:  # open group 90+
-                    e += alive / rate if rate > 0 else float("inf")
+                if k == len(m) - 1:  # open group 90+ (at the 85-89 rate where nobody died in it)
+                    rate = rate if rate > 0 else m[k - 1]
+                    e += alive / rate if rate > 0 else 0.0
                     break
                 survive = np.exp(-5.0 * rate)
                 e += alive * (1.0 - survive) / rate if rate > 0 else 5.0 * alive
@@ -524,7 +526,15 @@ def _snapshot(world: World) -> tuple[int, int, int, np.ndarray, np.ndarray, floa
     hh = p.household[elder]
     alone_or_spouse = float(np.sum((hh_res[hh] == 1) | ((hh_res[hh] == 2) & (hh_elders[hh] == 2))))
     elders_65 = int((elder & (p.age >= 65)).sum())
-    return int(res.sum()), int(elder.sum()), elders_65, band_elders, band_disabled, alone_or_spouse, int((res & (p.age < 18)).sum())
+    return (
+        int(res.sum()),
+        int(elder.sum()),
+        elders_65,
+        band_elders,
+        band_disabled,
+        alone_or_spouse,
+        int((res & (p.age < 18)).sum()),
+    )
 
 
 def observe(scenario: Scenario, replicate: int, steps: int | None = None, *, care: bool = True) -> Observation:

@@ -206,7 +206,7 @@ class HollowingOutConfig(Section):
     """Out-migration of working-age villagers and return of older migrants (the hollowing-out lever)."""
 
     outmigration_rate: float = param(
-        0.0285,
+        0.0803,
         "per year",
         "rural_population_change_2021",
         "Annual probability that a resident of migrating age leaves to work away.",
@@ -312,7 +312,7 @@ class HealthConfig(Section):
         fixed=True,
     )
     onset_rate_by_band: list[Share] = param(
-        [0.0243, 0.0335, 0.1617],
+        [0.0254, 0.0323, 0.149],
         "per year, per band 60-69, 70-79, 80+",
         "adl_incidence_65plus; disability_adl_age_60_69; disability_adl_age_70_79; disability_adl_age_80plus",
         "Annual probability of moving from care level 0 to 1.",
@@ -328,7 +328,7 @@ class HealthConfig(Section):
         max_length=3,
     )
     recovery_rate: float = param(
-        0.069,
+        0.0865,
         "per year",
         "adl_incidence_65plus; disability_adl_age_60_69; disability_adl_age_70_79; disability_adl_age_80plus",
         "Annual probability of recovering from level 1 to 0.",

@@ -10,10 +10,12 @@ residents who left, migrants who came back, persons born this week).
 Mortality: the published death rate of the person's sex and 5-year band (60-64 .. 85-89;
 below 60 the 60-64 rate falls, from 90 the 85-89 rate rises, by ``gompertz_slope`` per year
 of age), times ``rural_mortality_adjustment``, times the care-level multiplier divided by
-the mean multiplier over the living of the same sex and age group (under 60, each band,
-90+) this week. So the care level redistributes deaths within a band and the expected
-deaths of the band equal the published rate times the adjustment, whatever the mix of
-care levels.
+the band's mean multiplier under the initial prevalence (``adl_prevalence_by_band`` and
+``severity_shares``). The published rates are for all care levels together: while the
+band's prevalence stays at the published one (as calibrated), its deaths are the published
+rate times the adjustment; the care level decides who in the band dies. (The normaliser
+is a parameter function, not a mean over the run's population, so a village's rates do not
+depend on how many villages are run with it.)
 
 Births: a living woman aged 15-49 gives birth in a week with probability
 ``1 - exp(-asfr / 52)``, ``asfr = total_fertility_rate * age_schedule[band] / 5`` (her 5-year
@@ -46,7 +48,7 @@ NAME = "demography"
 BANDS = 6
 """Published 5-year bands of death rates: 60-64 .. 85-89."""
 GROUPS = BANDS + 2
-"""Age groups of the normalisation of the care-level multipliers: under 60, the bands, 90+."""
+"""Age groups of the observed death rates: under 60, the bands, 90+."""
 FERTILE_MIN, FERTILE_MAX = 15.0, 50.0
 """Mothers' ages of the fertility schedule (7 bands of 5 years)."""
 
@@ -64,32 +66,34 @@ def base_rate(age: np.ndarray, female: np.ndarray, scenario: Scenario) -> np.nda
 
 
 def mortality_group(age: np.ndarray, female: np.ndarray) -> np.ndarray:
-    """Normalisation group of each person: ``sex * GROUPS + g``, ``g`` 0 under 60, 1..6 the
+    """Group of each person for observed death rates: ``sex * GROUPS + g``, ``g`` 0 under 60, 1..6 the
     bands 60-64 .. 85-89, 7 from 90."""
     a = np.asarray(age, dtype=np.float64)
     g = np.clip(np.floor((a - 55.0) / 5.0), 0, GROUPS - 1).astype(np.int64)
     return np.asarray(female, dtype=np.int64) * GROUPS + g
 
 
-def level_normaliser(age, female, care_level, alive, scenario: Scenario) -> np.ndarray:
-    """Per normalisation group, the mean care-level multiplier over the living (1 where a
-    group is empty), float64, ``2 * GROUPS`` values."""
-    mult = np.asarray(scenario.health.mortality_multiplier_by_level, dtype=np.float64)
-    group = mortality_group(age, female)[alive]
-    total = np.bincount(group, weights=mult[care_level[alive]], minlength=2 * GROUPS)
-    count = np.bincount(group, minlength=2 * GROUPS)
-    return np.where(count > 0, total / np.maximum(count, 1), 1.0)
+def expected_multiplier(age: np.ndarray, scenario: Scenario) -> np.ndarray:
+    """The mean care-level multiplier of a person's age band under the initial prevalence:
+    ``(1 - prev) * m[0] + prev * sum(severity_shares * m[1:])`` with ``prev`` the ADL
+    prevalence of the 10-year band (60-69, 70-79, 80+; the 5-year bands and 90+ take that of
+    theirs), ``m[0]`` under 60 (nobody under 60 is disabled at the start), float64."""
+    h = scenario.health
+    mult = np.asarray(h.mortality_multiplier_by_level, dtype=np.float64)
+    severity = np.asarray(h.severity_shares, dtype=np.float64)
+    prev = np.asarray(h.adl_prevalence_by_band, dtype=np.float64)
+    disabled = float(np.sum(severity * mult[1:]) / severity.sum())
+    by_band = np.r_[mult[0], (1.0 - prev) * mult[0] + prev * disabled]
+    a = np.asarray(age, dtype=np.float64)
+    band = (a >= 60.0).astype(np.int64) + (a >= 70.0) + (a >= 80.0)
+    return by_band[band]
 
 
-def annual_hazard(age, female, care_level, scenario: Scenario, alive=None) -> np.ndarray:
+def annual_hazard(age, female, care_level, scenario: Scenario) -> np.ndarray:
     """Death hazard per year: :func:`base_rate` times the care-level multiplier over the
-    mean multiplier of the person's group among ``alive`` (all given persons by default)."""
-    care_level = np.asarray(care_level)
-    if alive is None:
-        alive = np.ones(len(care_level), dtype=bool)
+    mean multiplier of the person's band under the initial prevalence (:func:`expected_multiplier`)."""
     mult = np.asarray(scenario.health.mortality_multiplier_by_level, dtype=np.float64)
-    norm = level_normaliser(age, female, care_level, alive, scenario)
-    return base_rate(age, female, scenario) * mult[care_level] / norm[mortality_group(age, female)]
+    return base_rate(age, female, scenario) * mult[np.asarray(care_level)] / expected_multiplier(age, scenario)
 
 
 def life_expectancy_at_60(scenario: Scenario, female: bool | None = None, step: float = 0.005) -> float:
@@ -164,8 +168,7 @@ def births(world: World, scenario: Scenario, rng: np.random.Generator, u_birth: 
 
 def _normalised_expm1(p, scenario: Scenario) -> np.ndarray:
     """``expm1(-annual_hazard / 52)`` of everyone (after this week's ageing), float32."""
-    alive = p.status != DEAD
-    hazard = annual_hazard(p.age, p.female, p.care_level, scenario, alive)
+    hazard = annual_hazard(p.age, p.female, p.care_level, scenario)
     return np.expm1(-hazard / WEEKS_PER_YEAR).astype(np.float32)
 
 
@@ -220,7 +223,7 @@ def run_plain(world: World, scenario: Scenario, rng: np.random.Generator, week: 
 
     With ``u_death``, ``u_move``, ``u_birth`` one float32 uniform per person (in that order):
     the living age by ``1/52`` year; a living person dies if ``u_death < 1 - exp(-annual_hazard
-    / 52)`` (:func:`annual_hazard`, normalised over the living); a resident who does not die
+    / 52)`` (:func:`annual_hazard`); a resident who does not die
     and is aged ``migration_min_age <= age < migration_max_age + 1`` leaves if ``u_move < 1 -
     (1 - outmigration_rate) ** (1/52)``; an away person who does not die and is at least
     ``return_min_age`` returns if ``u_move < 1 - (1 - return_rate) ** (1/52)``. Who dies or

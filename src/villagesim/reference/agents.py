@@ -63,10 +63,17 @@ def death_rate(age: float, female: bool, scenario) -> float:
     return h.rural_mortality_adjustment * rates[b] / 1000.0 * math.exp(h.gompertz_slope * outside)
 
 
-def mortality_group(age: float, female: bool) -> int:
-    """Group over which the care-level multipliers are normalised: sex x (under 60, each
-    band 60-64 .. 85-89, 90+)."""
-    return 8 * int(female) + min(7, max(0, int(math.floor((age - 55.0) / 5.0))))
+def expected_multiplier(age: float, scenario) -> float:
+    """Mean care-level multiplier of the age band under the initial prevalence: level 0's
+    under 60; ``(1 - prev) * m0 + prev * (severity-weighted mean of m1..m4)`` from 60, with
+    the prevalence of 60-69, 70-79 or 80+."""
+    h = scenario.health
+    m = h.mortality_multiplier_by_level
+    if age < 60.0:
+        return m[0]
+    prev = h.adl_prevalence_by_band[band(age)]
+    disabled = sum(w * x for w, x in zip(h.severity_shares, m[1:], strict=True)) / sum(h.severity_shares)
+    return (1.0 - prev) * m[0] + prev * disabled
 
 
 def fertility(age: float, scenario) -> float:
@@ -190,13 +197,13 @@ class Person(mesa.Agent):
     # ------------------------------------------------------------------ 1. demography
     def demography(self) -> None:
         """Die (published rate of band and sex x rural adjustment x care-level multiplier over
-        the group's mean multiplier, ``model.mortality_norm``); leave or come back; give birth
-        (``model.mothers``). The model has aged everyone and worked out the norm before."""
+        the band's mean multiplier under the initial prevalence); leave or come back; give
+        birth (``model.mothers``). The model has aged everyone before."""
         s = self.model.scenario
         h, hol = s.health, s.hollowing_out
         u_death, u_move, u_birth = self.random.random(), self.random.random(), self.random.random()
         hazard = death_rate(self.age, self.female, s) * h.mortality_multiplier_by_level[self.care_level]
-        hazard /= self.model.mortality_norm[mortality_group(self.age, self.female)]
+        hazard /= expected_multiplier(self.age, s)
         if u_death < 1.0 - math.exp(-hazard / WEEKS):
             if self.status == RESIDENT:
                 self.model.count("deaths")

@@ -13,8 +13,8 @@ It is meant for villages of up to a few thousand persons (about 10^5 person-step
 second). The two engines draw different random numbers, so they agree in distribution,
 not draw for draw (``tests/test_equivalence.py``).
 
-Covered: demography and hollowing-out, health and emergencies, need, family care, asking,
-volunteering, manual matching by the committee, trust/awareness/satisfaction/burnout, and
+Covered: demography (deaths by band and sex, births) and hollowing-out, health and
+emergencies, need, family care, asking, volunteering, manual matching by the committee, trust/awareness/satisfaction/burnout, and
 the levers that act on them (``policy.incentive_per_hour``, ``publicity``,
 ``party_mobilisation``, ``liability_insurance``, ``wearable_alarms``, ``transparency``,
 ``committee.*``, ``hollowing_out.*``). Not modelled yet: money and institutions (budget and
@@ -49,7 +49,7 @@ from villagesim.config.loading import apply_overrides, load_scenario
 from villagesim.config.schema import Scenario, check_lever, leaf_paths
 from villagesim.constants import WEEKS_PER_YEAR
 from villagesim.errors import VillagesimError
-from villagesim.reference.agents import AWAY, ELDER_AGE, GENERAL, RESIDENT, Committee, Household, Person, mortality_group
+from villagesim.reference.agents import AWAY, ELDER_AGE, GENERAL, RESIDENT, Committee, Household, Person
 from villagesim.rng import Streams
 from villagesim.state.population import build_world
 
@@ -260,11 +260,10 @@ class ReferenceModel(mesa.Model):
         self.tally = defaultdict(float)
         persons = self.agents_by_type[Person]
 
-        # 1. demography and hollowing-out: everyone ages, the care-level norm of the living,
-        # deaths and moves person by person, then the births
+        # 1. demography and hollowing-out: everyone ages, deaths and moves person by person,
+        # then the births
         for a in persons:
             a.age += 1.0 / WEEKS_PER_YEAR
-        self._mortality_norm(persons)
         self.mothers = []
         persons.shuffle_do("demography")
         self._births()
@@ -317,16 +316,6 @@ class ReferenceModel(mesa.Model):
         self._record(t, persons, elders)
         if t >= self.horizon:
             self.running = False
-
-    def _mortality_norm(self, persons) -> None:
-        """Mean care-level multiplier of the living per mortality group (1 where empty)."""
-        mult = self.scenario.health.mortality_multiplier_by_level
-        total, count = [0.0] * 16, [0] * 16
-        for a in persons:
-            g = mortality_group(a.age, a.female)
-            total[g] += mult[a.care_level]
-            count[g] += 1
-        self.mortality_norm = [total[g] / count[g] if count[g] else 1.0 for g in range(16)]
 
     def _births(self) -> None:
         """A child for each of this week's mothers: with a resident mother at home; with a
