@@ -206,7 +206,7 @@ class HollowingOutConfig(Section):
     """Out-migration of working-age villagers and return of older migrants (the hollowing-out lever)."""
 
     outmigration_rate: float = param(
-        0.0803,
+        0.0808,
         "per year",
         "rural_population_change_2021",
         "Annual probability that a resident of migrating age leaves to work away.",
@@ -312,7 +312,7 @@ class HealthConfig(Section):
         fixed=True,
     )
     onset_rate_by_band: list[Share] = param(
-        [0.0254, 0.0323, 0.149],
+        [0.0251, 0.032, 0.1507],
         "per year, per band 60-69, 70-79, 80+",
         "adl_incidence_65plus; disability_adl_age_60_69; disability_adl_age_70_79; disability_adl_age_80plus",
         "Annual probability of moving from care level 0 to 1.",
@@ -328,7 +328,7 @@ class HealthConfig(Section):
         max_length=3,
     )
     recovery_rate: float = param(
-        0.0865,
+        0.0845,
         "per year",
         "adl_incidence_65plus; disability_adl_age_60_69; disability_adl_age_70_79; disability_adl_age_80plus",
         "Annual probability of recovering from level 1 to 0.",
@@ -479,7 +479,7 @@ class BehaviourConfig(Section):
     )
     # volunteering (logit scale)
     volunteer_intercept: float = param(
-        -2.63, "logit", "rural_elders_participating_in_mutual_aid", "Baseline log-odds of volunteering in a week.", ge=-20, le=20
+        -2.64, "logit", "rural_elders_participating_in_mutual_aid", "Baseline log-odds of volunteering in a week.", ge=-20, le=20
     )
     volunteer_altruism: float = param(3.0, "logit per unit altruism", "assumption", "Effect of altruism.", ge=-20, le=20)
     volunteer_incentive: float = param(
