@@ -35,10 +35,18 @@ def test_targets_carry_the_published_values_of_their_rows():
         if "; " in t.quantity:
             continue
         row = rows[t.quantity]
-        assert t.value == pytest.approx(float(row["value"]) / 100), t.key
+        # percent as shares, deaths per 1000 person-years per person-year, years as they are
+        scale = {"deaths per 1000 person-years": 1000.0, "years": 1.0}.get(row["unit"], 100.0)
+        if t.key.startswith("death_rate_"):
+            # the other bands of a sex are in the source text of its 60-64 row
+            band = t.key.rsplit("_", 2)
+            published = row["value"] if t.key == t.quantity else row["source"].split(f"{band[-2]}-{band[-1]} ")[1].split(";")[0]
+            assert t.value == pytest.approx(float(published) / scale), t.key
+        else:
+            assert t.value == pytest.approx(float(row["value"]) / scale), t.key
         if row["low"] and t.key != "share_60plus_10y":  # that one is a plausibility bound below the township figure
             # a published range is the accepted range
-            assert (t.low, t.high) == (pytest.approx(float(row["low"]) / 100), pytest.approx(float(row["high"]) / 100)), t.key
+            assert (t.low, t.high) == (pytest.approx(float(row["low"]) / scale), pytest.approx(float(row["high"]) / scale)), t.key
         assert t.low <= t.value <= t.high, t.key
     change = rows["rural_population_change_2021"]
     assert TARGET_BY_KEY["resident_change_per_year"].low == pytest.approx(float(change["low"]) / 100)
@@ -125,5 +133,12 @@ def test_observation_statistics_from_counts():
     assert s["adl_incidence_65plus"] == pytest.approx(0.05)
     assert s["resident_change_per_year"] == pytest.approx(-0.1)
     assert s["participation_year1"] == pytest.approx(0.15)
+    assert "death_rate_male_60_64" in s and s["death_rate_male_60_64"] == 0.0  # nobody lived in the band
+    o.person_weeks = np.full(16, 52.0 * 100)
+    o.deaths = np.full(16, 2.0)
+    s = o.statistics()
+    assert s["death_rate_female_85_89"] == pytest.approx(0.02)
+    # constant rate 0.02 from 60 on: life expectancy 1 / 0.02
+    assert s["life_expectancy_60"] == pytest.approx(50.0)
     both = Observation.pooled([o, o])
     assert both.replicates == 2 and both.statistics()["share_60plus_start"] == 0.25

@@ -206,7 +206,7 @@ class HollowingOutConfig(Section):
     """Out-migration of working-age villagers and return of older migrants (the hollowing-out lever)."""
 
     outmigration_rate: float = param(
-        0.0285,
+        0.0808,
         "per year",
         "rural_population_change_2021",
         "Annual probability that a resident of migrating age leaves to work away.",
@@ -250,17 +250,46 @@ class HollowingOutConfig(Section):
 class HealthConfig(Section):
     """Mortality, disability (care level) transitions and emergencies."""
 
-    gompertz_hazard_at_60: float = param(
-        0.009, "per year", "assumption", "Death hazard at age 60 for care level 0 (Gompertz level).", ge=0.0, le=0.5
+    death_rate_male_by_band: list[Annotated[float, Field(ge=0.0, le=1000.0)]] = param(
+        [14.9, 23.2, 37.1, 60.1, 103.6, 172.6],
+        "deaths per 1000 person-years, per band 60-64, 65-69, 70-74, 75-79, 80-84, 85-89",
+        "death_rate_male_60_64",
+        "Published (national, all care levels) death rate of men by 5-year age band.",
+        min_length=6,
+        max_length=6,
+    )
+    death_rate_female_by_band: list[Annotated[float, Field(ge=0.0, le=1000.0)]] = param(
+        [7.0, 11.9, 21.2, 37.2, 70.3, 122.5],
+        "deaths per 1000 person-years, per band 60-64, 65-69, 70-74, 75-79, 80-84, 85-89",
+        "death_rate_female_60_64",
+        "Published (national, all care levels) death rate of women by 5-year age band.",
+        min_length=6,
+        max_length=6,
+    )
+    rural_mortality_adjustment: float = param(
+        1.0,
+        "ratio to the national rates",
+        "assumption",
+        "Multiplier of the published national death rates for rural villages: 1 (the national rates; "
+        "rural mortality is likely higher, 1.0-1.2 is the plausible range, but no rural rates by age are published).",
+        ge=0.5,
+        le=2.0,
     )
     gompertz_slope: float = param(
-        0.095, "per year of age", "assumption", "Gompertz slope of log hazard with age.", ge=0.0, le=0.3
+        0.095,
+        "per year of age",
+        "assumption",
+        "Slope of log hazard with age outside the published bands: below 60 the 60-64 rate falls by it, "
+        "from 90 the 85-89 rate rises by it.",
+        ge=0.0,
+        le=0.3,
     )
     mortality_multiplier_by_level: list[Annotated[float, Field(ge=0.0, le=100.0)]] = param(
         [1.0, 1.5, 2.2, 3.5, 6.0],
         "hazard ratio per care level 0..4",
         "assumption",
-        "How much each care level raises the death hazard.",
+        "How much each care level raises the death hazard relative to level 0 (normalised so that the "
+        "mean over the living of each age band and sex equals the published rate).",
         min_length=5,
         max_length=5,
     )
@@ -283,7 +312,7 @@ class HealthConfig(Section):
         fixed=True,
     )
     onset_rate_by_band: list[Share] = param(
-        [0.0243, 0.0335, 0.1617],
+        [0.0251, 0.032, 0.1507],
         "per year, per band 60-69, 70-79, 80+",
         "adl_incidence_65plus; disability_adl_age_60_69; disability_adl_age_70_79; disability_adl_age_80plus",
         "Annual probability of moving from care level 0 to 1.",
@@ -299,7 +328,7 @@ class HealthConfig(Section):
         max_length=3,
     )
     recovery_rate: float = param(
-        0.069,
+        0.0845,
         "per year",
         "adl_incidence_65plus; disability_adl_age_60_69; disability_adl_age_70_79; disability_adl_age_80plus",
         "Annual probability of recovering from level 1 to 0.",
@@ -340,6 +369,41 @@ class HealthConfig(Section):
     def _check(self) -> HealthConfig:
         if sum(self.severity_shares) <= 0:
             raise ValueError("severity_shares must not all be zero (they split disabled elders over care levels 1-4)")
+        return self
+
+
+class BirthsConfig(Section):
+    """Births: a fertility schedule by the mother's age, scaled to a total fertility rate."""
+
+    total_fertility_rate: float = param(
+        1.8,
+        "births per woman",
+        "total_fertility_rate_rural_estimate",
+        "Rural total fertility rate: the sum of the yearly birth rates by age over 15-49.",
+        ge=0.0,
+        le=8.0,
+        label="Total fertility rate",
+    )
+    age_schedule: list[Share] = param(
+        [0.04, 0.32, 0.34, 0.19, 0.08, 0.025, 0.005],
+        "share of the TFR per band 15-19, 20-24, 25-29, 30-34, 35-39, 40-44, 45-49",
+        "assumption",
+        "Shape of fertility by the mother's age (peak at 20-29, the shape of the 2020 census; normalised to sum 1).",
+        min_length=7,
+        max_length=7,
+    )
+    left_behind_share: Share = param(
+        0.6,
+        "share of births to migrant mothers",
+        "assumption",
+        "Share of children born to mothers away who are sent back to grandparents in the village (left-behind "
+        "children, 隔代抚养); the rest stay away with their parents.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> BirthsConfig:
+        if sum(self.age_schedule) <= 0:
+            raise ValueError("age_schedule must not all be zero")
         return self
 
 
@@ -415,7 +479,7 @@ class BehaviourConfig(Section):
     )
     # volunteering (logit scale)
     volunteer_intercept: float = param(
-        -2.63, "logit", "rural_elders_participating_in_mutual_aid", "Baseline log-odds of volunteering in a week.", ge=-20, le=20
+        -2.64, "logit", "rural_elders_participating_in_mutual_aid", "Baseline log-odds of volunteering in a week.", ge=-20, le=20
     )
     volunteer_altruism: float = param(3.0, "logit per unit altruism", "assumption", "Effect of altruism.", ge=-20, le=20)
     volunteer_incentive: float = param(
@@ -934,6 +998,7 @@ class Scenario(Section):
     population: PopulationConfig = Field(default_factory=PopulationConfig)
     hollowing_out: HollowingOutConfig = Field(default_factory=HollowingOutConfig)
     health: HealthConfig = Field(default_factory=HealthConfig)
+    births: BirthsConfig = Field(default_factory=BirthsConfig)
     care: CareConfig = Field(default_factory=CareConfig)
     behaviour: BehaviourConfig = Field(default_factory=BehaviourConfig)
     committee: CommitteeConfig = Field(default_factory=CommitteeConfig)

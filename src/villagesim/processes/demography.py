@@ -1,10 +1,28 @@
 """Process 1: demography and hollowing-out.
 
-Reads: ``age``, ``status``, ``care_level``; ``[health]`` Gompertz parameters and
-``[hollowing_out]`` rates.
+Reads: ``age``, ``female``, ``status``, ``care_level``, ``household``, ``lineage``;
+``[health]`` death rates, ``[births]`` fertility and ``[hollowing_out]`` rates.
 Writes: ``age`` (+1 week), ``status`` (deaths, out-migration, return), ``active``/``served``
-of those who die or leave; ``week.died``, ``week.left``, ``week.returned`` (person masks of
-residents who died, residents who left, migrants who came back).
+of those who die or leave; new rows of the person table (births); ``week.died``,
+``week.left``, ``week.returned``, ``week.born`` (person masks of residents who died,
+residents who left, migrants who came back, persons born this week).
+
+Mortality: the published death rate of the person's sex and 5-year band (60-64 .. 85-89;
+below 60 the 60-64 rate falls, from 90 the 85-89 rate rises, by ``gompertz_slope`` per year
+of age), times ``rural_mortality_adjustment``, times the care-level multiplier divided by
+the band's mean multiplier under the initial prevalence (``adl_prevalence_by_band`` and
+``severity_shares``). The published rates are for all care levels together: while the
+band's prevalence stays at the published one (as calibrated), its deaths are the published
+rate times the adjustment; the care level decides who in the band dies. (The normaliser
+is a parameter function, not a mean over the run's population, so a village's rates do not
+depend on how many villages are run with it.)
+
+Births: a living woman aged 15-49 gives birth in a week with probability
+``1 - exp(-asfr / 52)``, ``asfr = total_fertility_rate * age_schedule[band] / 5`` (her 5-year
+band). The child of a resident mother lives in her household; the child of a mother away
+is sent back (a share ``left_behind_share``) to the grandparents: the household of a
+resident elder of her family line (the lowest-numbered such household), else her own
+household if someone lives in it; otherwise, and for the rest, the child is away with her.
 
 Weekly probabilities come from annual rates as ``1 - (1 - rate) ** (1/52)`` and weekly
 hazards as ``1 - exp(-hazard / 52)``; so simulated annual rates match the configured ones.
@@ -12,6 +30,7 @@ hazards as ``1 - exp(-hazard / 52)``; so simulated annual rates match the config
 
 from __future__ import annotations
 
+from dataclasses import fields
 from functools import lru_cache
 
 import numpy as np
@@ -22,48 +41,150 @@ from villagesim.jit import formula_of, njit
 from villagesim.processes.base import Process
 from villagesim.processes.rates import weekly_probability
 from villagesim.processes.week import Week
-from villagesim.state.population import AWAY, DEAD, RESIDENT, World
+from villagesim.state.population import AWAY, DEAD, RESIDENT, Persons, World, newborns
 
 NAME = "demography"
 
+BANDS = 6
+"""Published 5-year bands of death rates: 60-64 .. 85-89."""
+GROUPS = BANDS + 2
+"""Age groups of the observed death rates: under 60, the bands, 90+."""
+FERTILE_MIN, FERTILE_MAX = 15.0, 50.0
+"""Mothers' ages of the fertility schedule (7 bands of 5 years)."""
 
-def annual_hazard(age: np.ndarray, care_level: np.ndarray, scenario: Scenario) -> np.ndarray:
-    """Gompertz hazard per year by age, raised by care level."""
+
+def base_rate(age: np.ndarray, female: np.ndarray, scenario: Scenario) -> np.ndarray:
+    """Death rate per person-year of the person's sex and age before the care level: the
+    published rate of the band (the 60-64 rate falling by ``gompertz_slope`` per year
+    below 60, the 85-89 rate rising by it from 90), times the rural adjustment (float64)."""
     h = scenario.health
-    mult = np.asarray(h.mortality_multiplier_by_level, dtype=np.float32)
-    return h.gompertz_hazard_at_60 * np.exp(h.gompertz_slope * (age - 60.0)) * mult[care_level]
+    rates = np.array([h.death_rate_male_by_band, h.death_rate_female_by_band], dtype=np.float64) / 1000.0
+    a = np.asarray(age, dtype=np.float64)
+    band = np.clip(np.floor((a - 60.0) / 5.0), 0, BANDS - 1).astype(np.int64)
+    outside = a - np.clip(a, 60.0, 90.0)
+    return h.rural_mortality_adjustment * rates[np.asarray(female, dtype=np.int64), band] * np.exp(h.gompertz_slope * outside)
+
+
+def mortality_group(age: np.ndarray, female: np.ndarray) -> np.ndarray:
+    """Group of each person for observed death rates: ``sex * GROUPS + g``, ``g`` 0 under 60, 1..6 the
+    bands 60-64 .. 85-89, 7 from 90."""
+    a = np.asarray(age, dtype=np.float64)
+    g = np.clip(np.floor((a - 55.0) / 5.0), 0, GROUPS - 1).astype(np.int64)
+    return np.asarray(female, dtype=np.int64) * GROUPS + g
+
+
+def expected_multiplier(age: np.ndarray, scenario: Scenario) -> np.ndarray:
+    """The mean care-level multiplier of a person's age band under the initial prevalence:
+    ``(1 - prev) * m[0] + prev * sum(severity_shares * m[1:])`` with ``prev`` the ADL
+    prevalence of the 10-year band (60-69, 70-79, 80+; the 5-year bands and 90+ take that of
+    theirs), ``m[0]`` under 60 (nobody under 60 is disabled at the start), float64."""
+    h = scenario.health
+    mult = np.asarray(h.mortality_multiplier_by_level, dtype=np.float64)
+    severity = np.asarray(h.severity_shares, dtype=np.float64)
+    prev = np.asarray(h.adl_prevalence_by_band, dtype=np.float64)
+    disabled = float(np.sum(severity * mult[1:]) / severity.sum())
+    by_band = np.r_[mult[0], (1.0 - prev) * mult[0] + prev * disabled]
+    a = np.asarray(age, dtype=np.float64)
+    band = (a >= 60.0).astype(np.int64) + (a >= 70.0) + (a >= 80.0)
+    return by_band[band]
+
+
+def annual_hazard(age, female, care_level, scenario: Scenario) -> np.ndarray:
+    """Death hazard per year: :func:`base_rate` times the care-level multiplier over the
+    mean multiplier of the person's band under the initial prevalence (:func:`expected_multiplier`)."""
+    mult = np.asarray(scenario.health.mortality_multiplier_by_level, dtype=np.float64)
+    return base_rate(age, female, scenario) * mult[np.asarray(care_level)] / expected_multiplier(age, scenario)
+
+
+def life_expectancy_at_60(scenario: Scenario, female: bool | None = None, step: float = 0.005) -> float:
+    """Remaining life expectancy at exact age 60 of the model's rates (the life table of
+    :func:`base_rate`, the care-level effect averaging out by its normalisation), by
+    numerical integration of survival to age 140 in steps of ``step`` years. ``female``
+    None: the mean of men and women (equal numbers at 60, as the villages are built)."""
+    if female is None:
+        return 0.5 * (life_expectancy_at_60(scenario, False, step) + life_expectancy_at_60(scenario, True, step))
+    x = np.arange(60.0, 140.0, step) + step / 2
+    h = base_rate(x, np.full(len(x), female), scenario)
+    survival = np.exp(-np.r_[0.0, np.cumsum(h * step)])
+    return float(np.sum((survival[:-1] + survival[1:]) / 2.0) * step)
+
+
+def fertility_rate(age: np.ndarray, scenario: Scenario) -> np.ndarray:
+    """Yearly birth rate of a woman by her age (0 outside 15-49), float64."""
+    b = scenario.births
+    shape = np.asarray(b.age_schedule, dtype=np.float64)
+    asfr = b.total_fertility_rate * shape / shape.sum() / 5.0
+    a = np.asarray(age, dtype=np.float64)
+    band = np.clip(np.floor((a - FERTILE_MIN) / 5.0), 0, len(shape) - 1).astype(np.int64)
+    return np.where((a >= FERTILE_MIN) & (a < FERTILE_MAX), asfr[band], 0.0)
+
+
+def _grandparents(world: World, mothers: np.ndarray) -> np.ndarray:
+    """For each mother (row numbers), the lowest household number with a resident elder of
+    her family line, -1 where none."""
+    p = world.persons
+    elder = np.flatnonzero((p.status == RESIDENT) & (p.age >= 60.0))
+    if len(elder) == 0 or len(mothers) == 0:
+        return np.full(len(mothers), -1, dtype=np.int64)
+    order = np.lexsort((p.household[elder], p.lineage[elder]))
+    lin = p.lineage[elder][order]
+    first = np.r_[True, lin[1:] != lin[:-1]]
+    lineages, homes = lin[first], p.household[elder][order][first]
+    pos = np.minimum(np.searchsorted(lineages, p.lineage[mothers]), len(lineages) - 1)
+    return np.where(lineages[pos] == p.lineage[mothers], homes[pos], -1).astype(np.int64)
+
+
+def births(world: World, scenario: Scenario, rng: np.random.Generator, u_birth: np.ndarray, week: Week) -> None:
+    """Births of the week (after deaths and moves): appends the newborns to the person
+    table (their traits drawn from ``rng`` after the per-row draws, as the villages are
+    built) and pads this week's person masks; sets ``week.born``."""
+    p = world.persons
+    n = len(p)
+    alive = p.status != DEAD
+    p_birth = -np.expm1(-fertility_rate(p.age, scenario) / WEEKS_PER_YEAR)
+    mothers = np.flatnonzero(alive & p.female & (u_birth < p_birth))
+    u_back = rng.random(len(mothers))
+    away = p.status[mothers] == AWAY
+    household = p.household[mothers].astype(np.int64)
+    status = np.where(away, AWAY, RESIDENT).astype(np.int8)
+    back = away & (u_back < scenario.births.left_behind_share)
+    if back.any():
+        grand = _grandparents(world, mothers[back])
+        lived_in = np.bincount(p.household[p.status == RESIDENT], minlength=int(p.household.max()) + 1)
+        own = np.where(lived_in[household[back]] > 0, household[back], -1)
+        home = np.where(grand >= 0, grand, own)
+        idx = np.flatnonzero(back)
+        household[idx[home >= 0]] = home[home >= 0]
+        status[idx[home >= 0]] = RESIDENT
+    newborns(world, scenario, rng, household.astype(np.int32), status)
+    k = len(p) - n
+    for name in ("died", "left", "returned"):
+        mask = getattr(week, name)
+        if mask is not None:
+            setattr(week, name, np.r_[mask, np.zeros(k, dtype=bool)])
+    week.born = np.r_[np.zeros(n, dtype=bool), np.ones(k, dtype=bool)]
+    week.n_persons = len(p)
+
+
+def _normalised_expm1(p, scenario: Scenario) -> np.ndarray:
+    """``expm1(-annual_hazard / 52)`` of everyone (after this week's ageing), float32."""
+    hazard = annual_hazard(p.age, p.female, p.care_level, scenario)
+    return np.expm1(-hazard / WEEKS_PER_YEAR).astype(np.float32)
 
 
 @lru_cache(maxsize=64)
-def _parameters(mortality_multiplier: tuple[float, ...], outmigration_rate: float, return_rate: float, ages: tuple) -> tuple:
-    """Mortality multipliers by care level, the weekly leave and return probabilities and the
-    age limits of migration (youngest to leave, oldest plus one, youngest to return), float32."""
-    mult = np.asarray(mortality_multiplier, dtype=np.float32)
+def _parameters(outmigration_rate: float, return_rate: float, ages: tuple) -> tuple:
+    """The weekly leave and return probabilities and the age limits of migration (youngest
+    to leave, oldest plus one, youngest to return), float32."""
     leave_p, return_p = np.float32(weekly_probability(outmigration_rate)), np.float32(weekly_probability(return_rate))
-    return mult, leave_p, return_p, np.array(ages, dtype=np.float32)
+    return leave_p, return_p, np.array(ages, dtype=np.float32)
 
 
 @njit
-def _age_kernel(age, status, step, slope):
-    """Ages the living by ``step`` years in place and returns the Gompertz exponent.
-
-    Equals ``age += step * (status != DEAD)`` and ``slope * (age - 60.0)`` (float32).
-    """
-    exponent = np.empty(len(age), dtype=np.float32)
+def _age_kernel(age, status, step):
+    """Ages the living by ``step`` years in place: ``age += step * (status != DEAD)``."""
     for i in range(len(age)):
         age[i] = age[i] + (step if status[i] != DEAD else np.float32(0.0))
-        exponent[i] = slope * (age[i] - np.float32(60.0))
-    return exponent
-
-
-@njit
-def _hazard_kernel(growth, care_level, hazard_at_60, mult):
-    """The argument of the weekly death probability: ``-annual_hazard / 52`` (float32), from
-    ``growth = exp(slope * (age - 60))``, in the order of :func:`annual_hazard`."""
-    out = np.empty(len(growth), dtype=np.float32)
-    for i in range(len(growth)):
-        out[i] = -(hazard_at_60 * growth[i] * mult[care_level[i]]) / np.float32(WEEKS_PER_YEAR)
-    return out
 
 
 @njit
@@ -100,22 +221,24 @@ def _moves_kernel(status, age, active, u_death, u_move, expm1_hazard, ages, leav
 def run_plain(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) -> None:
     """:func:`run` as whole-array numpy formulas, the numbers its kernels must give to the bit.
 
-    With ``u_death``, ``u_move`` one float32 uniform per person (in that order): the living
-    age by ``1/52`` year; a living person dies if ``u_death < 1 - exp(-annual_hazard / 52)``;
-    a resident who does not die and is aged ``migration_min_age <= age < migration_max_age + 1``
-    leaves if ``u_move < 1 - (1 - outmigration_rate) ** (1/52)``; an away person who does
-    not die and is at least ``return_min_age`` returns if ``u_move < 1 - (1 - return_rate) **
-    (1/52)``. Who dies or leaves stops volunteering.
+    With ``u_death``, ``u_move``, ``u_birth`` one float32 uniform per person (in that order):
+    the living age by ``1/52`` year; a living person dies if ``u_death < 1 - exp(-annual_hazard
+    / 52)`` (:func:`annual_hazard`); a resident who does not die
+    and is aged ``migration_min_age <= age < migration_max_age + 1`` leaves if ``u_move < 1 -
+    (1 - outmigration_rate) ** (1/52)``; an away person who does not die and is at least
+    ``return_min_age`` returns if ``u_move < 1 - (1 - return_rate) ** (1/52)``. Who dies or
+    leaves stops volunteering. Then :func:`births`.
     """
     p = world.persons
     hol = scenario.hollowing_out
     n = len(p)
     u_death = rng.random(n, dtype=np.float32)
     u_move = rng.random(n, dtype=np.float32)
+    u_birth = rng.random(n, dtype=np.float32)
     alive = p.status != DEAD
     p.age += np.float32(1.0 / WEEKS_PER_YEAR) * alive
     resident = p.status == RESIDENT
-    p_death = -np.expm1(-annual_hazard(p.age, p.care_level, scenario) / WEEKS_PER_YEAR)
+    p_death = -_normalised_expm1(p, scenario)
     died = alive & (u_death < p_death)
     leave_p = np.float32(weekly_probability(hol.outmigration_rate))
     return_p = np.float32(weekly_probability(hol.return_rate))
@@ -129,32 +252,50 @@ def run_plain(world: World, scenario: Scenario, rng: np.random.Generator, week: 
     week.died = died & resident
     week.left = left
     week.returned = returned
+    births(world, scenario, rng, u_birth, week)
 
 
 def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) -> None:
     p = world.persons
-    h = scenario.health
     hol = scenario.hollowing_out
     n = len(p)
     u_death = rng.random(n, dtype=np.float32)
     u_move = rng.random(n, dtype=np.float32)
+    u_birth = rng.random(n, dtype=np.float32)
     ages = (hol.migration_min_age, hol.migration_max_age + 1, hol.return_min_age)
-    mult, leave_p, return_p, ages = _parameters(
-        tuple(h.mortality_multiplier_by_level), hol.outmigration_rate, hol.return_rate, ages
-    )
+    leave_p, return_p, ages = _parameters(hol.outmigration_rate, hol.return_rate, ages)
 
+    _age_kernel(p.age, p.status, np.float32(1.0 / WEEKS_PER_YEAR))
     # exp and expm1 stay numpy calls over the whole array (see villagesim.jit)
-    growth = np.exp(_age_kernel(p.age, p.status, np.float32(1.0 / WEEKS_PER_YEAR), np.float32(h.gompertz_slope)))
-    expm1_hazard = np.expm1(_hazard_kernel(growth, p.care_level, np.float32(h.gompertz_hazard_at_60), mult))
+    expm1_hazard = _normalised_expm1(p, scenario)
     week.died, week.left, week.returned = _moves_kernel(
         p.status, p.age, p.active, u_death, u_move, expm1_hazard, ages, leave_p, return_p
     )
+    births(world, scenario, rng, u_birth, week)
 
 
 PROCESS = Process(
     name="demography",
     run=run,
-    reads=("persons.age", "persons.status", "persons.care_level", "scenario.health", "scenario.hollowing_out"),
-    writes=("persons.age", "persons.status", "persons.active", "persons.served_hours", "week.died", "week.left", "week.returned"),
+    reads=(
+        "persons.age",
+        "persons.female",
+        "persons.status",
+        "persons.care_level",
+        "persons.household",
+        "persons.lineage",
+        "scenario.health",
+        "scenario.births",
+        "scenario.hollowing_out",
+    ),
+    # births append a row to every column of the person table
+    writes=(
+        *(f"persons.{f.name}" for f in fields(Persons)),
+        "week.died",
+        "week.left",
+        "week.returned",
+        "week.born",
+        "week.n_persons",
+    ),
     section="3.1 demography and hollowing-out",
 )

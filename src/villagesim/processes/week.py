@@ -68,6 +68,7 @@ class Week:
     died: np.ndarray | None = None
     left: np.ndarray | None = None
     returned: np.ndarray | None = None
+    born: np.ndarray | None = None  # per person: rows added by this week's births
     emergency: np.ndarray | None = None
     late: np.ndarray | None = None
     answer_hours: np.ndarray | None = None  # per person, hours to answer this week's emergency

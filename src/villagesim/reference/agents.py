@@ -52,6 +52,39 @@ def band(age: float) -> int:
     return min(2, max(0, int((age - 60.0) // 10.0)))
 
 
+def death_rate(age: float, female: bool, scenario) -> float:
+    """Death rate per person-year before the care level: the published rate of the sex and
+    5-year band 60-64 .. 85-89, the 60-64 rate falling below 60 and the 85-89 rate rising
+    from 90 by ``gompertz_slope`` per year, times the rural adjustment."""
+    h = scenario.health
+    rates = h.death_rate_female_by_band if female else h.death_rate_male_by_band
+    b = min(5, max(0, int(math.floor((age - 60.0) / 5.0))))
+    outside = age - min(max(age, 60.0), 90.0)
+    return h.rural_mortality_adjustment * rates[b] / 1000.0 * math.exp(h.gompertz_slope * outside)
+
+
+def expected_multiplier(age: float, scenario) -> float:
+    """Mean care-level multiplier of the age band under the initial prevalence: level 0's
+    under 60; ``(1 - prev) * m0 + prev * (severity-weighted mean of m1..m4)`` from 60, with
+    the prevalence of 60-69, 70-79 or 80+."""
+    h = scenario.health
+    m = h.mortality_multiplier_by_level
+    if age < 60.0:
+        return m[0]
+    prev = h.adl_prevalence_by_band[band(age)]
+    disabled = sum(w * x for w, x in zip(h.severity_shares, m[1:], strict=True)) / sum(h.severity_shares)
+    return (1.0 - prev) * m[0] + prev * disabled
+
+
+def fertility(age: float, scenario) -> float:
+    """Yearly birth rate of a woman of this age: the TFR times her 5-year band's share of
+    the schedule over 5 (0 outside 15-49)."""
+    if not 15.0 <= age < 50.0:
+        return 0.0
+    b = scenario.births
+    return b.total_fertility_rate * b.age_schedule[int((age - 15.0) // 5.0)] / sum(b.age_schedule) / 5.0
+
+
 class Household:
     """A household: where it is and who lives in it (not an agent: it takes no decisions).
 
@@ -104,6 +137,7 @@ class Person(mesa.Agent):
         self.household = household
         household.members.append(self)
         self.age: float = state["age"]
+        self.female: bool = bool(state["female"])
         self.status: int = state["status"]
         self.care_level: int = state["care_level"]
         self.trained: bool = state["trained"]
@@ -162,13 +196,14 @@ class Person(mesa.Agent):
 
     # ------------------------------------------------------------------ 1. demography
     def demography(self) -> None:
-        """Age a week; die (Gompertz hazard x care-level multiplier); leave or come back."""
+        """Die (published rate of band and sex x rural adjustment x care-level multiplier over
+        the band's mean multiplier under the initial prevalence); leave or come back; give
+        birth (``model.mothers``). The model has aged everyone before."""
         s = self.model.scenario
         h, hol = s.health, s.hollowing_out
-        u_death, u_move = self.random.random(), self.random.random()
-        self.age += 1.0 / WEEKS
-        hazard = h.gompertz_hazard_at_60 * math.exp(h.gompertz_slope * (self.age - 60.0))
-        hazard *= h.mortality_multiplier_by_level[self.care_level]
+        u_death, u_move, u_birth = self.random.random(), self.random.random(), self.random.random()
+        hazard = death_rate(self.age, self.female, s) * h.mortality_multiplier_by_level[self.care_level]
+        hazard /= expected_multiplier(self.age, s)
         if u_death < 1.0 - math.exp(-hazard / WEEKS):
             if self.status == RESIDENT:
                 self.model.count("deaths")
@@ -182,6 +217,8 @@ class Person(mesa.Agent):
         elif self.status == AWAY and self.age >= hol.return_min_age and u_move < weekly(hol.return_rate):
             self.status = RESIDENT
             self.model.count("returns")
+        if self.female and u_birth < 1.0 - math.exp(-fertility(self.age, s) / WEEKS):
+            self.model.mothers.append(self)
 
     # ------------------------------------------------------------------ 2. health
     def health_transition(self) -> None:

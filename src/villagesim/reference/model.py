@@ -13,8 +13,8 @@ It is meant for villages of up to a few thousand persons (about 10^5 person-step
 second). The two engines draw different random numbers, so they agree in distribution,
 not draw for draw (``tests/test_equivalence.py``).
 
-Covered: demography and hollowing-out, health and emergencies, need, family care, asking,
-volunteering, manual matching by the committee, trust/awareness/satisfaction/burnout, and
+Covered: demography (deaths by band and sex, births) and hollowing-out, health and
+emergencies, need, family care, asking, volunteering, manual matching by the committee, trust/awareness/satisfaction/burnout, and
 the levers that act on them (``policy.incentive_per_hour``, ``publicity``,
 ``party_mobilisation``, ``liability_insurance``, ``wearable_alarms``, ``transparency``,
 ``committee.*``, ``hollowing_out.*``). Not modelled yet: money and institutions (budget and
@@ -47,8 +47,9 @@ import pandas as pd
 
 from villagesim.config.loading import apply_overrides, load_scenario
 from villagesim.config.schema import Scenario, check_lever, leaf_paths
+from villagesim.constants import WEEKS_PER_YEAR
 from villagesim.errors import VillagesimError
-from villagesim.reference.agents import ELDER_AGE, GENERAL, RESIDENT, Committee, Household, Person
+from villagesim.reference.agents import AWAY, ELDER_AGE, GENERAL, RESIDENT, Committee, Household, Person
 from villagesim.rng import Streams
 from villagesim.state.population import build_world
 
@@ -154,6 +155,12 @@ def check_supported(scenario: Scenario) -> None:
             )
 
 
+def _beta_with_mean(rnd, mean: float, concentration: float) -> float:
+    """A beta draw with this mean (clipped away from 0 and 1), as the villages are built."""
+    m = min(max(mean, 1e-3), 1 - 1e-3)
+    return rnd.betavariate(m * concentration, (1 - m) * concentration)
+
+
 class ReferenceModel(mesa.Model):
     """The villages of a scenario as one Mesa agent per villager.
 
@@ -230,7 +237,7 @@ class ReferenceModel(mesa.Model):
         cols = {
             name: getattr(p, name).tolist()
             for name in (
-                "household age status care_level trained party altruism opportunity_cost availability "
+                "household age female status care_level trained party altruism opportunity_cost availability "
                 "trust awareness satisfaction tb_trust lottery"
             ).split()
         }
@@ -253,8 +260,14 @@ class ReferenceModel(mesa.Model):
         self.tally = defaultdict(float)
         persons = self.agents_by_type[Person]
 
-        # 1. demography and hollowing-out
+        # 1. demography and hollowing-out: everyone ages, deaths and moves person by person,
+        # then the births
+        for a in persons:
+            a.age += 1.0 / WEEKS_PER_YEAR
+        self.mothers = []
         persons.shuffle_do("demography")
+        self._births()
+        persons = self.agents_by_type[Person]
         # 2. health: care-level moves, then emergencies (who lives with whom: after this week's moves)
         for hh in self.households:
             hh.count_residents()
@@ -303,6 +316,51 @@ class ReferenceModel(mesa.Model):
         self._record(t, persons, elders)
         if t >= self.horizon:
             self.running = False
+
+    def _births(self) -> None:
+        """A child for each of this week's mothers: with a resident mother at home; with a
+        mother away, sent back (``left_behind_share``) to the lowest-numbered household of
+        her family line with a resident elder, else to her own household if someone lives
+        there, else (and for the rest) away with her. Places are chosen before any child
+        is added."""
+        s = self.scenario
+        rnd = self.random
+        places = []
+        for mother in self.mothers:
+            home, status = mother.household, mother.status
+            u_back = rnd.random()
+            if status == AWAY and u_back < s.births.left_behind_share:
+                grand = [
+                    hh
+                    for hh in self.lineages[home.lineage]
+                    if any(m.status == RESIDENT and m.age >= ELDER_AGE for m in hh.members)
+                ]
+                if grand:
+                    home, status = min(grand, key=lambda hh: hh.hid), RESIDENT
+                elif any(m.status == RESIDENT for m in home.members):
+                    status = RESIDENT
+            places.append((home, status))
+        pop, beh = s.population, s.behaviour
+        for home, status in places:
+            Person(
+                self,
+                home,
+                age=0.0,
+                female=rnd.random() < 0.5,
+                status=status,
+                care_level=0,
+                trained=False,
+                party=False,
+                altruism=rnd.betavariate(beh.altruism_alpha, beh.altruism_beta),
+                opportunity_cost=min(1.0, max(0.0, beh.opportunity_cost_working_age + rnd.gauss(0.0, 0.15))),
+                availability=rnd.gammavariate(2.0, 1.0) * beh.availability_hours_working_age / 2.0,
+                trust=_beta_with_mean(rnd, pop.initial_trust_mean, 10.0),
+                awareness=_beta_with_mean(rnd, pop.initial_awareness_mean, 6.0),
+                satisfaction=0.5,
+                tb_trust=0.5,
+                lottery=rnd.random(),
+            )
+            self.count("births")
 
     def _tally_family(self, elders) -> None:
         for hh in self.households:

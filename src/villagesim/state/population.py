@@ -378,6 +378,65 @@ def build_world(scenario: Scenario, rng: np.random.Generator) -> World:
     return World(persons=persons, households=households, villages=villages)
 
 
+def newborn_traits(scenario: Scenario, rng: np.random.Generator, k: int) -> dict[str, np.ndarray]:
+    """The drawn traits of ``k`` newborns, as :func:`build_world` draws them for a child
+    (working-age means for opportunity cost and availability, the initial trust and
+    awareness), in this order: sex, altruism, opportunity cost, availability, trust,
+    awareness, lottery."""
+    pop, beh = scenario.population, scenario.behaviour
+    return {
+        "female": rng.random(k) < 0.5,
+        "altruism": rng.beta(beh.altruism_alpha, beh.altruism_beta, k).astype(np.float32),
+        "opportunity_cost": np.clip(beh.opportunity_cost_working_age + rng.normal(0, 0.15, k), 0, 1).astype(np.float32),
+        "availability": (rng.gamma(2.0, 1.0, k) * beh.availability_hours_working_age / 2.0).astype(np.float32),
+        "trust": beta_with_mean(rng, pop.initial_trust_mean, 10.0, k),
+        "awareness": beta_with_mean(rng, pop.initial_awareness_mean, 6.0, k),
+        "lottery": rng.random(k, dtype=np.float32),
+    }
+
+
+def newborns(world: World, scenario: Scenario, rng: np.random.Generator, household: np.ndarray, status: np.ndarray) -> None:
+    """Append newborns (age 0, care level 0) to the person table: one per entry of
+    ``household`` (int32) with its ``status`` (int8); village and family line are the
+    household's, the drawn traits come from :func:`newborn_traits`, the rest as a child of
+    :func:`build_world` starts (no smartphone, training or party membership, no state of
+    the week). Rows are appended, so earlier row numbers keep their persons; every column
+    is reallocated once per call (no loop over persons)."""
+    k = len(household)
+    if k == 0:
+        return
+    p = world.persons
+    traits = newborn_traits(scenario, rng, k)
+    # the family line of a household: that of any member (all members share it)
+    line = np.zeros(len(world.households), dtype=np.int32)
+    line[p.household] = p.lineage
+    zeros = np.zeros(k, dtype=np.float32)
+    new = {
+        "village": world.households.village[household].astype(np.int32),
+        "household": household.astype(np.int32),
+        "lineage": line[household],
+        "age": zeros,
+        "status": status.astype(np.int8),
+        "care_level": np.zeros(k, dtype=np.int8),
+        "digital": np.zeros(k, dtype=bool),
+        "trained": np.zeros(k, dtype=bool),
+        "party": np.zeros(k, dtype=bool),
+        "burnout": zeros,
+        "active": np.zeros(k, dtype=bool),
+        "satisfaction": np.full(k, 0.5, dtype=np.float32),
+        "tb_balance": zeros,
+        "tb_trust": np.full(k, 0.5, dtype=np.float32),
+        "alarm": np.zeros(k, dtype=bool),
+        "need_hours": zeros,
+        "unmet_hours": zeros,
+        "served_hours": zeros,
+        **traits,
+    }
+    for f in fields(p):
+        old = getattr(p, f.name)
+        setattr(p, f.name, np.concatenate([old, new[f.name].astype(old.dtype)]))
+
+
 def neighbour_graph(x: np.ndarray, y: np.ndarray, village: np.ndarray, radius_km: float, k: int) -> sp.csr_matrix:
     """Sparse 0/1 matrix of households within ``radius_km`` (at most ``k`` nearest), same village only."""
     n = len(x)
