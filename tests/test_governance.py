@@ -390,7 +390,7 @@ def test_a_lever_whose_money_ran_out_is_funded_again_next_year():
 
 @pytest.mark.slow
 def test_platform_helps_most_where_volunteers_are_scattered():
-    """Two years, 6 replicates, a fixed budget split: the platform's gain in matched
+    """Two years, 12 replicates, a fixed budget split: the platform's gain in matched
     requests is larger in a scattered village (hamlets up to 3 km apart) than in a compact
     one (0.4 km), where walking distance rarely binds; the paired 95% CI of the
     difference-in-differences excludes zero."""
@@ -400,7 +400,7 @@ def test_platform_helps_most_where_volunteers_are_scattered():
         ("compact", {"population.village_radius_km": 0.4, "population.hamlet_radius_km": 0.1}),
         ("scattered", {"population.village_radius_km": 3.0, "population.hamlet_radius_km": 0.4}),
     ):
-        off = per_replicate(series(base.with_overrides(geo), 6, 104), "matched_requests")
-        on = per_replicate(series(base.with_overrides({**geo, "policy.platform.enabled": True}), 6, 104), "matched_requests")
+        off = per_replicate(series(base.with_overrides(geo), 12, 104), "matched_requests")
+        on = per_replicate(series(base.with_overrides({**geo, "policy.platform.enabled": True}), 12, 104), "matched_requests")
         gains[shape] = on - off
     assert_positive(gains["scattered"] - gains["compact"], "scattered minus compact platform gain")
