@@ -11,6 +11,7 @@ of the machine's memory).
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -48,7 +49,7 @@ def max_memory(args: argparse.Namespace) -> int | None:
     gib = getattr(args, "max_memory", None)
     if gib is None:
         return None
-    if not gib > 0 or gib != gib or gib == float("inf"):
+    if not (math.isfinite(gib) and gib > 0):
         raise VillagesimError(f"--max-memory must be a positive number of GiB (got {gib})")
     return int(gib * 2**30)
 

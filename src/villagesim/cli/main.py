@@ -78,7 +78,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         print(f"  intervention at week {item.step}: {sets}{late}")
     size = estimate(s)
     print(f"  size:        {size.describe()}")
-    limit = memory_limit() if getattr(args, "max_memory", None) is None else max_memory(args)
+    limit = max_memory(args) or memory_limit()
     if size.bytes > limit:
         print(
             f"  too large:   above the {limit / 2**30:.1f} GiB a run may take here; `run` refuses it "

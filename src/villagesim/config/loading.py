@@ -32,7 +32,6 @@ from villagesim.config.schema import (
     Scenario,
     _describe,
     _set_path,
-    _suggest,
     apply_overrides,
     check_lever,
     fixed_paths,
@@ -445,9 +444,7 @@ def _check_interventions(scenario: Scenario, provenance: Provenance, loader: _Lo
     where = _InterventionPlaces(scenario, provenance, loader)
     for i, item in enumerate(items):
         for key in item.set:
-            if key not in known:
-                raise ScenarioError(f"unknown lever{_suggest(key, known)}", **where.of(i, key))
-            if key in fixed:
+            if key not in known or key in fixed:  # the places are looked up only for a refusal
                 check_lever(key, **where.of(i, key))
 
     warnings: list[str] = []
@@ -474,7 +471,7 @@ def _check_interventions(scenario: Scenario, provenance: Provenance, loader: _Lo
         while end < len(order) and items[order[end]].step == week:
             i = order[end]
             for key, value in items[i].set.items():
-                if key in setter and setter[key] != i:
+                if key in setter:  # an earlier intervention of this week set it (a dict holds a key once)
                     first = where.of(setter[key], key)
                     warnings.append(
                         str(

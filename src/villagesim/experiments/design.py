@@ -57,8 +57,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from villagesim.config.loading import _suggest, apply_overrides, load_scenario, parse_toml, read_text_file
-from villagesim.config.schema import Scenario
+from villagesim.config.loading import apply_overrides, load_scenario, parse_toml, read_text_file
+from villagesim.config.schema import Scenario, _suggest
 from villagesim.errors import ScenarioError, VillagesimError
 from villagesim.outputs.sums import COLUMNS
 

@@ -327,13 +327,9 @@ def build_world(scenario: Scenario, rng: np.random.Generator) -> World:
     grown = age >= 18
     trained = grown & (rng.random(n) < pop.trained_share)
     party = grown & (rng.random(n) < pop.party_member_share)
-    altruism = rng.beta(beh.altruism_alpha, beh.altruism_beta, n).astype(np.float32)
     opp_mean = np.where(elder, beh.opportunity_cost_young_old, beh.opportunity_cost_working_age)
-    opportunity_cost = np.clip(opp_mean + rng.normal(0, 0.15, n), 0, 1).astype(np.float32)
     avail_mean = np.where(elder, beh.availability_hours_young_old, beh.availability_hours_working_age)
-    availability = (rng.gamma(2.0, 1.0, n) * avail_mean / 2.0).astype(np.float32)
-    trust = beta_with_mean(rng, pop.initial_trust_mean, 10.0, n)
-    awareness = beta_with_mean(rng, pop.initial_awareness_mean, 6.0, n)
+    altruism, opportunity_cost, availability, trust, awareness = draw_traits(scenario, rng, opp_mean, avail_mean, n)
 
     zeros = np.zeros(n, dtype=np.float32)
     persons = Persons(
@@ -383,16 +379,27 @@ def newborn_traits(scenario: Scenario, rng: np.random.Generator, k: int) -> dict
     (working-age means for opportunity cost and availability, the initial trust and
     awareness), in this order: sex, altruism, opportunity cost, availability, trust,
     awareness, lottery."""
+    beh = scenario.behaviour
+    female = rng.random(k) < 0.5
+    drawn = draw_traits(scenario, rng, beh.opportunity_cost_working_age, beh.availability_hours_working_age, k)
+    names = ("altruism", "opportunity_cost", "availability", "trust", "awareness")
+    return {"female": female, **dict(zip(names, drawn, strict=True)), "lottery": rng.random(k, dtype=np.float32)}
+
+
+def draw_traits(
+    scenario: Scenario, rng: np.random.Generator, opp_mean: Any, avail_mean: Any, n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Altruism, opportunity cost, availability, trust and awareness of ``n`` persons, drawn
+    in this order (the order fixes the stream): the one rule for the villages as built
+    (:func:`build_world`) and for newborns (:func:`newborn_traits`). ``opp_mean`` and
+    ``avail_mean`` are per person or one value."""
     pop, beh = scenario.population, scenario.behaviour
-    return {
-        "female": rng.random(k) < 0.5,
-        "altruism": rng.beta(beh.altruism_alpha, beh.altruism_beta, k).astype(np.float32),
-        "opportunity_cost": np.clip(beh.opportunity_cost_working_age + rng.normal(0, 0.15, k), 0, 1).astype(np.float32),
-        "availability": (rng.gamma(2.0, 1.0, k) * beh.availability_hours_working_age / 2.0).astype(np.float32),
-        "trust": beta_with_mean(rng, pop.initial_trust_mean, 10.0, k),
-        "awareness": beta_with_mean(rng, pop.initial_awareness_mean, 6.0, k),
-        "lottery": rng.random(k, dtype=np.float32),
-    }
+    altruism = rng.beta(beh.altruism_alpha, beh.altruism_beta, n).astype(np.float32)
+    opportunity_cost = np.clip(opp_mean + rng.normal(0, 0.15, n), 0, 1).astype(np.float32)
+    availability = (rng.gamma(2.0, 1.0, n) * avail_mean / 2.0).astype(np.float32)
+    trust = beta_with_mean(rng, pop.initial_trust_mean, 10.0, n)
+    awareness = beta_with_mean(rng, pop.initial_awareness_mean, 6.0, n)
+    return altruism, opportunity_cost, availability, trust, awareness
 
 
 def newborns(world: World, scenario: Scenario, rng: np.random.Generator, household: np.ndarray, status: np.ndarray) -> None:
