@@ -365,6 +365,28 @@ class HealthConfig(Section):
         0.5, "probability", "assumption", "Probability that a late-answered emergency raises the care level.", ge=0.0, le=1.0
     )
 
+    unmet_need_worsening_multiplier: float = param(
+        0.02,
+        "added ratio of the weekly worsening probability per unmet hour per week",
+        "assumption",
+        "Unmet need has consequences: an elder's onset (level 0 to 1) and progression (one level up) "
+        "probabilities are multiplied by 1 + this x the hours of their need left unmet last week (0: no effect; "
+        "0.02: 20 unmet hours a week raise them by 40%; after Gostoli & Silverman's unmetCareNeedBias).",
+        ge=0.0,
+        le=1.0,
+    )
+    unmet_need_death_multiplier: float = param(
+        0.02,
+        "added hazard ratio of death per unmet hour per week",
+        "assumption",
+        "Unmet need has consequences: an elder's death hazard is multiplied by 1 + this x the hours of their "
+        "need left unmet last week, on top of the published rates (outside their normalisation; 0: no effect; "
+        "0.02: a critically disabled elder left with 50 of 80 hours unmet dies twice as often, as "
+        "Gostoli & Silverman's unmetCareNeedBias of 0.5 does at full unmet need).",
+        ge=0.0,
+        le=1.0,
+    )
+
     @model_validator(mode="after")
     def _check(self) -> HealthConfig:
         if sum(self.severity_shares) <= 0:
@@ -453,6 +475,33 @@ class CareConfig(Section):
         "Care each adult child living in another household of the village can give.",
         ge=0.0,
         le=100.0,
+    )
+    sleep_self_care_hours: float = param(
+        70.0,
+        "hours per week",
+        "assumption",
+        "A resident's week not free for work or care (sleep, meals, hygiene: 10 hours a day); the rest of the "
+        "168 hours is shared by paid work, family care (drawn first) and volunteering.",
+        ge=0.0,
+        le=168.0,
+    )
+    paid_work_hours_working_age: float = param(
+        40.0,
+        "hours per week",
+        "assumption",
+        "Paid work and farming of a resident working-age adult (18-59), taken from their week before family care "
+        "and volunteering.",
+        ge=0.0,
+        le=168.0,
+    )
+    carer_share_at_level_1: float = param(
+        0.5,
+        "share of spouse_care_hours",
+        "assumption",
+        "A carer's own disability reduces what they give (as the UK social-care ABMs do): an elder at care level 1 "
+        "gives this share of spouse_care_hours, at level 0 all of it, at level 2 or more none.",
+        ge=0.0,
+        le=1.0,
     )
 
 

@@ -1,6 +1,7 @@
 """Process 1: demography and hollowing-out.
 
-Reads: ``age``, ``female``, ``status``, ``care_level``, ``household``, ``lineage``;
+Reads: ``age``, ``female``, ``status``, ``care_level``, ``household``, ``lineage``,
+``unmet_hours`` (last week's);
 ``[health]`` death rates, ``[births]`` fertility and ``[hollowing_out]`` rates.
 Writes: ``age`` (+1 week), ``status`` (deaths, out-migration, return), ``active``/``served``
 of those who die or leave; new rows of the person table (births); ``week.died``,
@@ -15,7 +16,12 @@ the band's mean multiplier under the initial prevalence (``adl_prevalence_by_ban
 band's prevalence stays at the published one (as calibrated), its deaths are the published
 rate times the adjustment; the care level decides who in the band dies. (The normaliser
 is a parameter function, not a mean over the run's population, so a village's rates do not
-depend on how many villages are run with it.)
+depend on how many villages are run with it.) Unmet need has consequences: the hazard is
+multiplied by ``1 + unmet_need_death_multiplier * unmet_hours``, the hours of the person's
+need left unmet last week (0 but for last week's resident elders). This factor is outside
+the normalisation: the published rates times the adjustment are those of elders whose need
+is met, and unmet need adds deaths on top of them (a reason rural mortality exceeds the
+national rates).
 
 Births: a living woman aged 15-49 gives birth in a week with probability
 ``1 - exp(-asfr / 52)``, ``asfr = total_fertility_rate * age_schedule[band] / 5`` (her 5-year
@@ -89,11 +95,17 @@ def expected_multiplier(age: np.ndarray, scenario: Scenario) -> np.ndarray:
     return by_band[band]
 
 
-def annual_hazard(age, female, care_level, scenario: Scenario) -> np.ndarray:
+def annual_hazard(age, female, care_level, scenario: Scenario, unmet_hours=None) -> np.ndarray:
     """Death hazard per year: :func:`base_rate` times the care-level multiplier over the
-    mean multiplier of the person's band under the initial prevalence (:func:`expected_multiplier`)."""
-    mult = np.asarray(scenario.health.mortality_multiplier_by_level, dtype=np.float64)
-    return base_rate(age, female, scenario) * mult[np.asarray(care_level)] / expected_multiplier(age, scenario)
+    mean multiplier of the person's band under the initial prevalence (:func:`expected_multiplier`),
+    times ``1 + unmet_need_death_multiplier * unmet_hours`` (last week's unmet hours; none
+    given: no unmet need), float64."""
+    h = scenario.health
+    mult = np.asarray(h.mortality_multiplier_by_level, dtype=np.float64)
+    hazard = base_rate(age, female, scenario) * mult[np.asarray(care_level)] / expected_multiplier(age, scenario)
+    if unmet_hours is not None and h.unmet_need_death_multiplier > 0:
+        hazard = hazard * (1.0 + h.unmet_need_death_multiplier * np.asarray(unmet_hours, dtype=np.float64))
+    return hazard
 
 
 def life_expectancy_at_60(scenario: Scenario, female: bool | None = None, step: float = 0.005) -> float:
@@ -168,7 +180,7 @@ def births(world: World, scenario: Scenario, rng: np.random.Generator, u_birth: 
 
 def _normalised_expm1(p, scenario: Scenario) -> np.ndarray:
     """``expm1(-annual_hazard / 52)`` of everyone (after this week's ageing), float32."""
-    hazard = annual_hazard(p.age, p.female, p.care_level, scenario)
+    hazard = annual_hazard(p.age, p.female, p.care_level, scenario, p.unmet_hours)
     return np.expm1(-hazard / WEEKS_PER_YEAR).astype(np.float32)
 
 
@@ -284,6 +296,7 @@ PROCESS = Process(
         "persons.care_level",
         "persons.household",
         "persons.lineage",
+        "persons.unmet_hours",
         "scenario.health",
         "scenario.births",
         "scenario.hollowing_out",

@@ -1,13 +1,16 @@
 """Process 2: health transitions and emergencies.
 
-Reads: ``age``, ``status``, ``care_level``, ``household``, ``alarm``, ``lottery``;
-``[health]``; ``policy.wearable_alarms``.
+Reads: ``age``, ``status``, ``care_level``, ``household``, ``alarm``, ``lottery``,
+``unmet_hours`` (last week's, as the trust process left it); ``[health]``;
+``policy.wearable_alarms``.
 Writes: ``care_level`` (onset, progression, recovery; worsening after a late answer),
 ``status`` (death after an emergency answered late), ``alarm``; ``week.emergency``,
 ``week.late``, ``week.answer_hours``, ``week.household_residents``, ``week.died`` (adds).
 
 Care level moves by a Markov chain by elder age band (60-69, 70-79, 80+) whose annual
-rates are converted to weekly probabilities. An emergency is answered in time with a
+rates are converted to weekly probabilities; onset and progression are multiplied by
+``1 + unmet_need_worsening_multiplier * unmet_hours`` (the hours of the elder's need left
+unmet last week: unmet need has consequences), at most 1. An emergency is answered in time with a
 probability that depends on whether someone lives with the elder, or an alarm is worn.
 """
 
@@ -67,7 +70,7 @@ def _parameters(
 
 
 @njit
-def _health_kernel(age, status, care_level, household, lottery, active, died_before, draws, tables, n_households):
+def _health_kernel(age, status, care_level, household, lottery, unmet_hours, active, died_before, draws, tables, n_households):
     """One week of the care-level chain and the emergencies of the resident elders
     (``draws``: :class:`Draws`, ``tables``: :class:`Tables`).
 
@@ -75,9 +78,11 @@ def _health_kernel(age, status, care_level, household, lottery, active, died_bef
     ``(alarm, emergency, late, answer_hours, died, household_residents)``, the numbers of the
     array code it replaced, where ``e`` are the resident elders (``age >= 60``):
 
-    * ``level`` goes up where ``(level == 0) & (u_move < onset[band])`` or
-      ``(1 <= level < 4) & (u_move < progression[band])`` and back to 0 where
-      ``(level == 1) & (progression <= u_move < progression + recovery)``;
+    * with ``f = float32(1 + worsening * unmet_hours)`` (float32 arithmetic), ``onset =
+      min(onset[band] * f, 1)`` and ``progression = min(progression[band] * f, 1)``, ``level``
+      goes up where ``(level == 0) & (u_move < onset)`` or ``(1 <= level < 4) & (u_move <
+      progression)`` and back to 0 where ``(level == 1) & (progression <= u_move <
+      progression + recovery)`` (float32 sums);
     * household residents: ``np.bincount(household, weights=resident).astype(np.int64)``,
       before this week's deaths, and ``alone`` the elders whose household counts 1;
     * ``alarm[e] = (alone | (level >= 2)) & (lottery < wearable)``;
@@ -89,12 +94,15 @@ def _health_kernel(age, status, care_level, household, lottery, active, died_bef
       ``active`` False, ``died = died_before | dies``, and count one resident fewer.
 
     ``thresholds`` (float32): wearable share, answer probabilities alone, with others and
-    with an alarm, death and death-plus-worsen probabilities, late and in-time answer hours.
+    with an alarm, death and death-plus-worsen probabilities, late and in-time answer hours,
+    the unmet-need worsening multiplier (per unmet hour) and the weekly recovery probability.
     """
     u_move, u_emergency, u_answer, u_outcome = draws
     onset, progression, progression_recovery, rates, thresholds = tables
     wearable, prob_alone, prob_others, prob_alarm = thresholds[0], thresholds[1], thresholds[2], thresholds[3]
     death_p, death_worsen_p, hours_late, hours_in_time = thresholds[4], thresholds[5], thresholds[6], thresholds[7]
+    worsening, recovery = thresholds[8], thresholds[9]
+    one = np.float32(1.0)
     n = len(age)
     # one pass over the persons without branches on their data (a mispredicted branch per
     # person costs more than the arithmetic): residents per household, rows of resident elders
@@ -120,10 +128,13 @@ def _health_kernel(age, status, care_level, household, lottery, active, died_bef
         band = np.int64(age[i] >= 70.0) + np.int64(age[i] >= 80.0)
         level = np.int64(care_level[i])
         u = u_move[i]
-        p = progression[band]
-        if ((level == 0) & (u < onset[band])) | ((level >= 1) & (level < MAX_LEVEL) & (u < p)):
+        f = one + worsening * unmet_hours[i]
+        p = min(progression[band] * f, one)
+        p_onset = min(onset[band] * f, one)
+        p_recovery = p + recovery  # where f is 1, the table's float32 sum progression + recovery
+        if ((level == 0) & (u < p_onset)) | ((level >= 1) & (level < MAX_LEVEL) & (u < p)):
             level += 1
-        elif (level == 1) & (u >= p) & (u < progression_recovery[band]):
+        elif (level == 1) & (u >= p) & (u < p_recovery):
             level = 0
         alone = residents[household[i]] == 1
         worn = (alone | (level >= 2)) & (lottery[i] < wearable)
@@ -159,7 +170,8 @@ def run_plain(world: World, scenario: Scenario, rng: np.random.Generator, week: 
 
     Four float32 uniforms per person (move, emergency, answer, outcome), read for the
     resident elders. By age band (60-69, 70-79, 80+) and weekly probabilities of the annual
-    rates: level 0 falls ill if ``u_move < onset``; levels 1-3 worsen if ``u_move <
+    rates, onset and progression times ``1 + unmet_need_worsening_multiplier * unmet_hours``
+    (float32, at most 1): level 0 falls ill if ``u_move < onset``; levels 1-3 worsen if ``u_move <
     progression``; level 1 recovers to 0 if ``progression <= u_move < progression +
     recovery``. An elder wears an alarm if alone or at level >= 2 and ``lottery <
     wearable_alarms``. An emergency happens if ``u_emergency < emergency_rate[level]``; it
@@ -178,8 +190,11 @@ def run_plain(world: World, scenario: Scenario, rng: np.random.Generator, week: 
     band = _band3(p.age[e])
     level = p.care_level[e]
     u = u_move[e]
+    f = np.float32(1.0) + np.float32(h.unmet_need_worsening_multiplier) * p.unmet_hours[e]
     onset = weekly_probability(np.asarray(h.onset_rate_by_band)).astype(np.float32)[band]
     progression = weekly_probability(np.asarray(h.progression_rate_by_band)).astype(np.float32)[band]
+    onset = np.minimum(onset * f, np.float32(1.0))
+    progression = np.minimum(progression * f, np.float32(1.0))
     recovery = np.float32(weekly_probability(h.recovery_rate))
     worsen = ((level == 0) & (u < onset)) | ((level >= 1) & (level < MAX_LEVEL) & (u < progression))
     recover = (level == 1) & (u >= progression) & (u < progression + recovery)
@@ -234,6 +249,8 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
         h.unanswered_death_prob + h.unanswered_worsen_prob,
         h.answer_hours_late,
         h.answer_hours_in_time,
+        h.unmet_need_worsening_multiplier,
+        float(weekly_probability(h.recovery_rate)),
     )
     tables = _parameters(
         tuple(h.onset_rate_by_band),
@@ -244,7 +261,7 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
     )
     died_before = week.died if week.died is not None else np.zeros(n, dtype=bool)
     p.alarm, week.emergency, week.late, week.answer_hours, week.died, week.household_residents = _health_kernel(
-        p.age, p.status, p.care_level, p.household, p.lottery, p.active, died_before,
+        p.age, p.status, p.care_level, p.household, p.lottery, p.unmet_hours, p.active, died_before,
         Draws(u_move, u_emergency, u_answer, u_outcome), tables, len(world.households),
     )  # fmt: skip
 
@@ -259,6 +276,7 @@ PROCESS = Process(
         "persons.household",
         "persons.alarm",
         "persons.lottery",
+        "persons.unmet_hours",
         "scenario.health",
     ),
     writes=(

@@ -154,6 +154,7 @@ class Person(mesa.Agent):
         self.active = False
         self.alarm = False
         self.served_hours = 0.0
+        self.unmet_hours = 0.0  # last week's unmet need (resident elders; 0 otherwise)
         self.hours_left = 0.0
         self.candidate = False
         self._reset_week()
@@ -197,13 +198,15 @@ class Person(mesa.Agent):
     # ------------------------------------------------------------------ 1. demography
     def demography(self) -> None:
         """Die (published rate of band and sex x rural adjustment x care-level multiplier over
-        the band's mean multiplier under the initial prevalence); leave or come back; give
-        birth (``model.mothers``). The model has aged everyone before."""
+        the band's mean multiplier under the initial prevalence x (1 + unmet-need multiplier x
+        last week's unmet hours)); leave or come back; give birth (``model.mothers``). The
+        model has aged everyone before."""
         s = self.model.scenario
         h, hol = s.health, s.hollowing_out
         u_death, u_move, u_birth = self.random.random(), self.random.random(), self.random.random()
         hazard = death_rate(self.age, self.female, s) * h.mortality_multiplier_by_level[self.care_level]
         hazard /= expected_multiplier(self.age, s)
+        hazard *= 1.0 + h.unmet_need_death_multiplier * self.unmet_hours
         if u_death < 1.0 - math.exp(-hazard / WEEKS):
             if self.status == RESIDENT:
                 self.model.count("deaths")
@@ -222,13 +225,15 @@ class Person(mesa.Agent):
 
     # ------------------------------------------------------------------ 2. health
     def health_transition(self) -> None:
-        """Care level: onset (0 -> 1), progression (1-3 -> +1), recovery (1 -> 0), by age band."""
+        """Care level: onset (0 -> 1), progression (1-3 -> +1), recovery (1 -> 0), by age band;
+        onset and progression times 1 + the unmet-need multiplier x last week's unmet hours (at most 1)."""
         h = self.model.scenario.health
         u = self.random.random()
         b = band(self.age)
-        progression = weekly(h.progression_rate_by_band[b])
+        worse = 1.0 + h.unmet_need_worsening_multiplier * self.unmet_hours
+        progression = min(weekly(h.progression_rate_by_band[b]) * worse, 1.0)
         if self.care_level == 0:
-            if u < weekly(h.onset_rate_by_band[b]):
+            if u < min(weekly(h.onset_rate_by_band[b]) * worse, 1.0):
                 self.care_level = 1
         elif self.care_level < MAX_LEVEL:
             if u < progression:
@@ -359,6 +364,7 @@ class Person(mesa.Agent):
         s = self.model.scenario
         b, pol = s.behaviour, s.policy
         unmet = sum(self.remaining)
+        self.unmet_hours = unmet
         trust = self.trust
         if self.asked:
             got = min(1.0, max(0.0, 1.0 - unmet / self.requested)) if self.requested > 0 else 0.0

@@ -310,6 +310,8 @@ class ReferenceModel(mesa.Model):
             hh.tally["elders"] += 1
             hh.tally["elder_trust"] += e.trust
             hh.tally["elders_helped"] += e.matched
+        for a in persons:
+            a.unmet_hours = 0.0  # this week's, set by update_views for the resident elders
         elders.shuffle_do("update_views")
         persons.do("rest")
         # 12. record
