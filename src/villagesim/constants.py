@@ -9,3 +9,5 @@ WEEKS_PER_YEAR = 52
 
 ELDER_AGE = 60.0
 """Age from which a resident counts as an elder (unit: years; MODEL.md §2, census 60+)."""
+HOURS_PER_WEEK = 168.0
+"""Hours in a week (a carer's time budget starts from it)."""

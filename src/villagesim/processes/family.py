@@ -2,10 +2,15 @@
 
 Reads: ``status``, ``age``, ``care_level``, ``household``, ``lineage``; ``week.elders``,
 ``week.remaining``; ``[care]`` family hours.
-Writes: ``week.remaining`` (less what family covers), ``week.met["family"]``.
+Writes: ``week.remaining`` (less what family covers), ``week.met["family"]``,
+``week.family_hours`` and ``week.free_hours`` (each person's time budget).
 
-Only *resident* relatives give care: a co-resident spouse at care level 0-1
-(``spouse_care_hours``), each co-resident working-age adult
+Carers have a time budget: a resident's week is 168 hours less ``sleep_self_care_hours``,
+less ``paid_work_hours_working_age`` for a working-age adult; family care is drawn from it
+first and volunteering (matching) gets at most what is left (:func:`time_budget`).
+Only *resident* relatives give care: a co-resident spouse at care level 0
+(``spouse_care_hours``) or 1 (that times ``carer_share_at_level_1``; at level 2 or more an
+elder gives none), each co-resident working-age adult
 (``coresident_adult_care_hours``) and each working-age adult of the same family line living
 in another household of the village (``nearby_child_care_hours``). Children who have left
 give none (this is where hollowing-out bites). A household's (family line's) capacity is
@@ -18,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from villagesim.config.schema import Scenario
+from villagesim.constants import HOURS_PER_WEEK
 from villagesim.jit import formula_of, njit
 from villagesim.processes.base import Process
 from villagesim.processes.week import GENERAL_KINDS, Week, row_total
@@ -27,22 +33,78 @@ NAME = "family"
 _GENERAL = np.asarray(GENERAL_KINDS, dtype=np.int64)
 
 
+def carer_hours(scenario: Scenario) -> tuple[float, float, float, float, float, float]:
+    """The week of a carer: ``(work_budget, elder_budget, adult, nearby, spouse, spouse_ill)``.
+
+    A resident's week is ``168 - sleep_self_care_hours`` free hours, less
+    ``paid_work_hours_working_age`` for a working-age adult (18-59), at least 0 (the
+    budgets). Family care is drawn from it first: a working-age adult gives
+    ``coresident_adult_care_hours`` (at most the budget) and ``nearby_child_care_hours`` (at
+    most what is left); an elder at care level 0 ``spouse_care_hours`` and at level 1 that
+    times ``carer_share_at_level_1`` (at most the elder budget); an elder at level 2 or more
+    gives none.
+    """
+    c = scenario.care
+    week = HOURS_PER_WEEK - c.sleep_self_care_hours
+    work_budget = max(week - c.paid_work_hours_working_age, 0.0)
+    elder_budget = max(week, 0.0)
+    adult = min(c.coresident_adult_care_hours, work_budget)
+    nearby = min(c.nearby_child_care_hours, work_budget - adult)
+    spouse = min(c.spouse_care_hours, elder_budget)
+    spouse_ill = min(c.spouse_care_hours * c.carer_share_at_level_1, elder_budget)
+    return work_budget, elder_budget, adult, nearby, spouse, spouse_ill
+
+
+def time_budget(world: World, scenario: Scenario, week: Week, given: np.ndarray) -> None:
+    """Each person's family hours this week and the hours left to volunteer.
+
+    ``week.family_hours`` (per person): a carer's co-resident hours times the share of their
+    household's family capacity used (the family hours its elders received over the
+    capacity, at most 1; the hours of children living nearby are counted in, so this is an
+    upper bound), plus, for a working-age adult, their nearby hours where their family line
+    has an elder in another household. ``week.free_hours``: the budget of
+    :func:`carer_hours` less the family hours, at least 0; volunteering (matching) gives at
+    most these hours. ``given``: the family hours per elder.
+    """
+    p = world.persons
+    work_budget, elder_budget, adult, nearby, spouse, spouse_ill = carer_hours(scenario)
+    resident = p.status == RESIDENT
+    is_elder = p.age >= ELDER_AGE
+    working_age = resident & ~is_elder & (p.age >= 18)
+    healthy_elder = resident & is_elder & (p.care_level <= 1)
+    own = np.where(working_age, adult, np.where(healthy_elder, np.where(p.care_level == 0, spouse, spouse_ill), 0.0))
+    n_hh = len(world.households)
+    capacity = np.bincount(p.household, weights=own, minlength=n_hh)
+    elders = week.elders
+    received = np.bincount(p.household[elders], weights=given.astype(np.float64), minlength=n_hh)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        used = np.where(capacity > 0, np.minimum(received / capacity, 1.0), 0.0)
+    n_lin = int(p.lineage.max()) + 1 if len(p) else 0
+    line_elders = np.bincount(p.lineage[elders], minlength=n_lin)
+    household_elders = np.bincount(p.household[elders], minlength=n_hh)
+    elsewhere = line_elders[p.lineage] - household_elders[p.household] > 0
+    family = own * used[p.household] + np.where(working_age & elsewhere, nearby, 0.0)
+    budget = np.where(working_age, work_budget, elder_budget)
+    week.family_hours = family.astype(np.float32)
+    week.free_hours = np.where(resident, np.maximum(budget - family, 0.0), 0.0).astype(np.float32)
+
+
 @njit
 def _family_kernel(
     status, age, care_level, household, lineage, elders, remaining, general,
-    adult_hours, spouse_hours, nearby_hours, n_households,
+    adult_hours, spouse_hours, spouse_hours_ill, nearby_hours, n_households,
 ):  # fmt: skip
     """Hours of general care family covers per elder; takes them off ``remaining`` in place.
 
     Returns the hours given per elder (float32), the numbers of the array code it replaced:
 
     * carers are resident working-age adults (``18 <= age < 60``, ``adult_hours`` each) and
-      resident elders at care level 0-1 (``spouse_hours``); a household's capacity is
+      resident elders at care level 0 (``spouse_hours``) or 1 (``spouse_hours_ill``); a household's capacity is
       ``np.bincount(household[carers], weights=hours)`` (float64, summed in row order);
     * ``need = row_total(remaining[:, general]).astype(np.float64)``, summed per household and
       per family line in elder order; the co-resident share of an elder is
-      ``max(capacity - own, 0) * need / household_need`` (``own``: ``spouse_hours`` for an
-      elder at level 0-1, a float32);
+      ``max(capacity - own, 0) * need / household_need`` (``own``: the elder's own hours as a
+      carer, a float32);
     * working-age adults of the line outside the household:
       ``max(line_adults - household_adults, 0)`` (whole numbers), times ``nearby_hours``
       summed per line over its elders, divided by the line's elder count, shared by need;
@@ -68,7 +130,8 @@ def _family_kernel(
         elder = age[i] >= ELDER_AGE
         working_age = resident & ~elder & (age[i] >= 18.0)
         healthy_elder = resident & elder & (care_level[i] <= 1)
-        hours = adult_hours if working_age else (spouse_hours if healthy_elder else np.float32(0.0))
+        own = spouse_hours if care_level[i] == 0 else spouse_hours_ill
+        hours = adult_hours if working_age else (own if healthy_elder else np.float32(0.0))
         household_capacity[household[i]] += np.float64(hours)
         household_adults[household[i]] += working_age
         line_adults[lineage[i]] += working_age
@@ -103,7 +166,8 @@ def _family_kernel(
         i = elders[j]
         h, line = household[i], lineage[i]
         healthy_elder = (status[i] == RESIDENT) & (age[i] >= ELDER_AGE) & (care_level[i] <= 1)
-        others[j] = household_capacity[h] - np.float64(spouse_hours if healthy_elder else np.float32(0.0))
+        own = spouse_hours if care_level[i] == 0 else spouse_hours_ill
+        others[j] = household_capacity[h] - np.float64(own if healthy_elder else np.float32(0.0))
         own_household_need[j] = household_need[h]
         # a line's capacity counted once per line, not once per elder of it
         per_line[j] = line_capacity[line] / np.float64(max(line_elders[line], 1))
@@ -131,7 +195,8 @@ def run_plain(world: World, scenario: Scenario, rng: np.random.Generator, week: 
     """:func:`run` as whole-array numpy formulas, the numbers its kernel must give to the bit.
 
     Carers are resident adults (18-59, ``coresident_adult_care_hours`` each) and resident
-    elders at care level <= 1 (``spouse_care_hours``). An elder's general need (``need``,
+    elders at care level 0 (``spouse_care_hours``) or 1 (that times
+    ``carer_share_at_level_1``), each at most their week's budget (:func:`carer_hours`). An elder's general need (``need``,
     float64 row total of the general kinds) receives
 
     * from the household: ``max(capacity - own, 0) * need / household_need``, the carers'
@@ -142,21 +207,22 @@ def run_plain(world: World, scenario: Scenario, rng: np.random.Generator, week: 
       divided by the lineage's elders;
 
     and the share ``min(1, (coresident + nearby) / need)`` (float32, 0 without need) of each
-    general kind is met by the family.
+    general kind is met by the family. Then :func:`time_budget`.
     """
     del rng  # deterministic
     p = world.persons
-    c = scenario.care
+    _, _, adult, nearby_hours, spouse, spouse_ill = carer_hours(scenario)
     elders = week.elders
     resident = p.status == RESIDENT
     is_elder = p.age >= ELDER_AGE
     working_age = resident & ~is_elder & (p.age >= 18)
     healthy_elder = resident & is_elder & (p.care_level <= 1)
     carers = np.flatnonzero(working_age | healthy_elder)
-    carer_hours = np.where(working_age[carers], np.float32(c.coresident_adult_care_hours), np.float32(c.spouse_care_hours))
+    spouse_hours = np.where(p.care_level == 0, np.float32(spouse), np.float32(spouse_ill))
+    hours_of_carers = np.where(working_age[carers], np.float32(adult), spouse_hours[carers])
     n_hh = len(world.households)
-    hh_capacity = np.bincount(p.household[carers], weights=carer_hours, minlength=n_hh)
-    own_contribution = np.where(healthy_elder[elders], np.float32(c.spouse_care_hours), np.float32(0))
+    hh_capacity = np.bincount(p.household[carers], weights=hours_of_carers, minlength=n_hh)
+    own_contribution = np.where(healthy_elder[elders], spouse_hours[elders], np.float32(0))
     general = week.remaining[:, GENERAL_KINDS]
     need = row_total(general).astype(np.float64)
     hh = p.household[elders]
@@ -171,25 +237,26 @@ def run_plain(world: World, scenario: Scenario, rng: np.random.Generator, week: 
     nearby_adults = np.maximum(lin_adults[lineage] - hh_adults[hh], 0.0)
     lin_need = np.bincount(lineage, weights=need, minlength=n_lin)
     with np.errstate(divide="ignore", invalid="ignore"):
-        lin_capacity = np.bincount(lineage, weights=nearby_adults * c.nearby_child_care_hours, minlength=n_lin)
+        lin_capacity = np.bincount(lineage, weights=nearby_adults * nearby_hours, minlength=n_lin)
         lin_capacity = lin_capacity / np.maximum(np.bincount(lineage, minlength=n_lin), 1)
         nearby = np.where(lin_need[lineage] > 0, lin_capacity[lineage] * need / lin_need[lineage], 0.0)
         covered = np.where(need > 0, np.minimum(1.0, (coresident + nearby) / need), 0.0).astype(np.float32)
     given = general * covered[:, None]
     week.remaining[:, GENERAL_KINDS] = general - given
     week.add_met("family", row_total(given))
+    time_budget(world, scenario, week, week.met["family"])
 
 
 def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) -> None:
     del rng  # deterministic
     p = world.persons
-    c = scenario.care
+    _, _, adult, nearby, spouse, spouse_ill = carer_hours(scenario)
     given = _family_kernel(
         p.status, p.age, p.care_level, p.household, p.lineage, week.elders, week.remaining, _GENERAL,
-        np.float32(c.coresident_adult_care_hours), np.float32(c.spouse_care_hours),
-        float(c.nearby_child_care_hours), len(world.households),
+        np.float32(adult), np.float32(spouse), np.float32(spouse_ill), float(nearby), len(world.households),
     )  # fmt: skip
     week.add_met("family", given)
+    time_budget(world, scenario, week, week.met["family"])
 
 
 PROCESS = Process(
@@ -204,6 +271,6 @@ PROCESS = Process(
         "week.elders",
         "week.remaining",
     ),
-    writes=("week.remaining", "week.met.family"),
+    writes=("week.remaining", "week.met.family", "week.family_hours", "week.free_hours"),
     section="3.4 family care",
 )

@@ -1,6 +1,6 @@
 """Process 7: matching requests for help to volunteers.
 
-Reads: ``week.elders``, ``week.asked``, ``week.remaining``; ``active``, ``availability``,
+Reads: ``week.elders``, ``week.asked``, ``week.remaining``, ``week.free_hours``; ``active``, ``availability``,
 ``trained``, ``age``, ``household`` and the household map; ``[committee]``.
 Writes: ``week.remaining`` (less help given), ``week.met["volunteer"]`` and
 ``week.met["peer"]`` (help from working-age volunteers and from elders), ``week.handled``,
@@ -142,15 +142,18 @@ class Pool:
         )
 
     @classmethod
-    def of_active(cls, world: World) -> Pool:
+    def of_active(cls, world: World, free_hours: np.ndarray | None = None) -> Pool:
+        """The active volunteers with their hours: ``availability``, at most ``free_hours``
+        (the week left after work and family care, :func:`villagesim.processes.family.time_budget`)."""
         p = world.persons
         hh = world.households
+        hours = p.availability if free_hours is None else np.minimum(p.availability, free_hours)
         return cls(
             *_active_by_hamlet(
                 p.active,
                 p.household,
                 p.village,
-                p.availability,
+                hours,
                 hh.hamlet,
                 hh.x,
                 hh.y,
@@ -664,7 +667,7 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
     week.matched = np.zeros(n_e, dtype=bool)
     week.add_met("volunteer", np.zeros(n_e, dtype=np.float32))
     week.add_met("peer", np.zeros(n_e, dtype=np.float32))
-    pool = Pool.of_active(world)
+    pool = Pool.of_active(world, week.free_hours)
     asked = np.flatnonzero(week.asked)
     village = world.persons.village[week.elders[asked]]
     n_v = week.n_villages
@@ -698,6 +701,7 @@ PROCESS = Process(
         "week.asked",
         "week.requested_hours",
         "week.remaining",
+        "week.free_hours",
         "persons.active",
         "persons.availability",
         "persons.trained",

@@ -84,6 +84,9 @@ class Week:
     asked: np.ndarray | None = None  # per elder bool
     requested_hours: np.ndarray | None = None  # per elder, hours asked for
     matched: np.ndarray | None = None  # per elder bool: got any help through a match
+    # time budgets (family process): hours given to family care, hours left to volunteer
+    family_hours: np.ndarray | None = None  # per person
+    free_hours: np.ndarray | None = None  # per person
     # volunteering
     candidates: np.ndarray | None = None  # per person bool
     # matches of this step: elder row, helper row, hours (for maps and checks)

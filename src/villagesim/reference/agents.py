@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import mesa
 
-from villagesim.constants import ELDER_AGE, WEEKS_PER_YEAR
+from villagesim.constants import ELDER_AGE, HOURS_PER_WEEK, WEEKS_PER_YEAR
 
 # For type hints only, never at run time: reference.model imports this module, so a real import
 # would close a circle (lint-imports and tests/test_architecture.py leave TYPE_CHECKING imports out).
@@ -156,6 +156,7 @@ class Person(mesa.Agent):
         self.served_hours = 0.0
         self.unmet_hours = 0.0  # last week's unmet need (resident elders; 0 otherwise)
         self.hours_left = 0.0
+        self.free_hours = 0.0  # this week's hours left to volunteer after work and family care
         self.candidate = False
         self._reset_week()
 
@@ -281,14 +282,47 @@ class Person(mesa.Agent):
         self.remaining = list(self.need)
 
     # ------------------------------------------------------------------ 4. family
+    def week_budget(self) -> float:
+        """Hours of the week free for work and care: 168 less sleep and self-care, less paid
+        work for a working-age adult (at least 0)."""
+        c = self.model.scenario.care
+        free = HOURS_PER_WEEK - c.sleep_self_care_hours
+        if self.is_working_age:
+            free -= c.paid_work_hours_working_age
+        return max(free, 0.0)
+
     def family_contribution(self) -> float:
-        """Hours this person can give to elders of the household this week."""
+        """Hours this person can give to elders of the household this week (at most their
+        budget): a working-age adult's, or an elder's at level 0, a share of it at level 1,
+        none from level 2."""
         c = self.model.scenario.care
         if self.is_working_age:
-            return c.coresident_adult_care_hours
-        if self.is_elder and self.care_level <= 1:
-            return c.spouse_care_hours
+            return min(c.coresident_adult_care_hours, self.week_budget())
+        if self.is_elder and self.care_level == 0:
+            return min(c.spouse_care_hours, self.week_budget())
+        if self.is_elder and self.care_level == 1:
+            return min(c.spouse_care_hours * c.carer_share_at_level_1, self.week_budget())
         return 0.0
+
+    def nearby_contribution(self) -> float:
+        """Hours a working-age adult can give to elders of their family line elsewhere in
+        the village (at most what their budget leaves after their own household)."""
+        if not self.is_working_age:
+            return 0.0
+        c = self.model.scenario.care
+        return min(c.nearby_child_care_hours, self.week_budget() - self.family_contribution())
+
+    def budget_week(self) -> None:
+        """Family care drawn first: the hours counted for it (co-resident hours times the
+        share of the household's capacity its elders received, at most 1; nearby hours where
+        the line has an elder in another household), the rest of the budget left to volunteer."""
+        hh = self.household
+        capacity = hh.tally["family_capacity"]
+        used = min(hh.tally["family_received"] / capacity, 1.0) if capacity > 0 else 0.0
+        family = self.family_contribution() * used
+        if self.model.lineage_tally.get(hh.lineage, {}).get("elders", 0) > hh.tally["elders_here"]:
+            family += self.nearby_contribution()
+        self.free_hours = max(self.week_budget() - family, 0.0) if self.is_resident else 0.0
 
     def receive_family_care(self) -> None:
         """Co-resident relatives (other than oneself) and adult children elsewhere in the village
@@ -429,7 +463,7 @@ class Committee(mesa.Agent):
         by_hamlet: dict[int, list[Person]] = {}
         for v in self.volunteers:
             by_hamlet.setdefault(v.hamlet, []).append(v)
-            v.hours_left = v.availability
+            v.hours_left = min(v.availability, v.free_hours)
         for kinds, needs_training in (((PROFESSIONAL,), True), (GENERAL, False)):
             wanted = {id(e): sum(e.remaining[k] for k in kinds) for e in queue}
             got: dict[int, list[tuple[Person, float]]] = {id(e): [] for e in queue}

@@ -47,7 +47,7 @@ import pandas as pd
 
 from villagesim.config.loading import apply_overrides, load_scenario
 from villagesim.config.schema import Scenario, check_lever, leaf_paths
-from villagesim.constants import WEEKS_PER_YEAR
+from villagesim.constants import HOURS_PER_WEEK, WEEKS_PER_YEAR
 from villagesim.errors import VillagesimError
 from villagesim.reference.agents import AWAY, ELDER_AGE, GENERAL, RESIDENT, Committee, Household, Person
 from villagesim.rng import Streams
@@ -282,6 +282,11 @@ class ReferenceModel(mesa.Model):
         # 4. family care first
         self._tally_family(elders)
         elders.shuffle_do("receive_family_care")
+        for hh in self.households:
+            hh.tally["family_received"] = sum(m.met["family"] for m in hh.members if m.is_elder)
+            hh.tally["elders_here"] = sum(1 for m in hh.members if m.is_elder)
+        for a in persons:
+            a.budget_week()
         # 5. asking for help
         elders.shuffle_do("ask_for_help")
         # 6. volunteer supply (the norm looks at last week's volunteers)
@@ -371,7 +376,10 @@ class ReferenceModel(mesa.Model):
             hh.tally["elder_need"] = 0.0
         for e in elders:
             e.household.tally["elder_need"] += sum(e.remaining[k] for k in GENERAL)
-        hours = self.scenario.care.nearby_child_care_hours
+        c = self.scenario.care
+        # what a working-age adult's budget leaves for elders of the line elsewhere (the same for all)
+        budget = max(HOURS_PER_WEEK - c.sleep_self_care_hours - c.paid_work_hours_working_age, 0.0)
+        hours = min(c.nearby_child_care_hours, budget - min(c.coresident_adult_care_hours, budget))
         self.lineage_tally = {}
         for lin, hhs in self.lineages.items():
             adults = sum(hh.tally["adults"] for hh in hhs)
@@ -382,7 +390,7 @@ class ReferenceModel(mesa.Model):
                         n_elders += 1
                         spare += max(adults - hh.tally["adults"], 0.0) * hours
                         need += sum(m.remaining[k] for k in GENERAL)
-            self.lineage_tally[lin] = {"capacity": spare / n_elders if n_elders else 0.0, "need": need}
+            self.lineage_tally[lin] = {"capacity": spare / n_elders if n_elders else 0.0, "need": need, "elders": n_elders}
 
     def _record(self, t: int, persons, elders) -> None:
         s = self.tally
