@@ -24,7 +24,8 @@ Method (stated so that it can fail):
 The configurations switch the levers that act in the core on and off:
 ``policy.incentive_per_hour``, ``policy.publicity``, ``policy.party_mobilisation``,
 ``policy.liability_insurance``, ``policy.wearable_alarms``, ``policy.transparency``,
-``committee.admin_burden`` and ``hollowing_out.outmigration_rate``.
+``committee.admin_burden`` and ``hollowing_out.outmigration_rate``; ``care_strained`` sets
+the consequences of unmet need high and makes carers' time budgets bind.
 """
 
 from __future__ import annotations
@@ -65,6 +66,20 @@ CONFIGS: dict[str, dict[str, object]] = {
         "committee.admin_burden": 0.1,
     },
     "hollowing": {"hollowing_out.outmigration_rate": 0.3, "committee.admin_burden": 0.9},
+    # unmet need with strong consequences (little family care: much need goes unmet),
+    # disabled spouses giving little, carers whose week binds (long work, eager volunteers)
+    "care_strained": {
+        "health.unmet_need_worsening_multiplier": 0.3,
+        "health.unmet_need_death_multiplier": 0.3,
+        "care.paid_work_hours_working_age": 58.0,
+        "care.coresident_adult_care_hours": 3.0,
+        "care.nearby_child_care_hours": 0.0,
+        "care.spouse_care_hours": 6.0,
+        "care.carer_share_at_level_1": 0.2,
+        "behaviour.availability_hours_working_age": 30.0,
+        "behaviour.volunteer_intercept": 0.0,
+        "committee.admin_burden": 0.0,
+    },
 }
 
 
@@ -134,7 +149,7 @@ def test_reference_matches_core_with_levers_off() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("config", ["levers_on", "hollowing"])
+@pytest.mark.parametrize("config", ["levers_on", "hollowing", "care_strained"])
 def test_reference_matches_core_with_levers(config: str) -> None:
     assert_equivalent(compare(table("vectorised", config), table("reference", config)))
 
