@@ -55,6 +55,48 @@ def carer_hours(scenario: Scenario) -> tuple[float, float, float, float, float, 
     return work_budget, elder_budget, adult, nearby, spouse, spouse_ill
 
 
+@njit
+def _budget_kernel(status, age, care_level, household, lineage, elders, given, hours, n_households):
+    """:func:`time_budget` in one pass per table: the same sums in the same order (float64,
+    rows in order), ``(family_hours, free_hours)`` as float32. ``hours``: the six numbers of
+    :func:`carer_hours`."""
+    work_budget, elder_budget, adult, nearby, spouse, spouse_ill = hours[0], hours[1], hours[2], hours[3], hours[4], hours[5]
+    n = len(status)
+    n_lines = 0
+    for i in range(n):
+        n_lines = max(n_lines, lineage[i] + 1)
+    own = np.empty(n, dtype=np.float64)
+    capacity = np.zeros(n_households, dtype=np.float64)
+    for i in range(n):
+        resident = status[i] == RESIDENT
+        elder = age[i] >= ELDER_AGE
+        working_age = resident & ~elder & (age[i] >= 18.0)
+        healthy_elder = resident & elder & (care_level[i] <= 1)
+        own[i] = adult if working_age else ((spouse if care_level[i] == 0 else spouse_ill) if healthy_elder else 0.0)
+        capacity[household[i]] += own[i]
+    received = np.zeros(n_households, dtype=np.float64)
+    household_elders = np.zeros(n_households, dtype=np.int64)
+    line_elders = np.zeros(n_lines, dtype=np.int64)
+    for j in range(len(elders)):
+        i = elders[j]
+        received[household[i]] += np.float64(given[j])
+        household_elders[household[i]] += 1
+        line_elders[lineage[i]] += 1
+    family = np.empty(n, dtype=np.float32)
+    free = np.empty(n, dtype=np.float32)
+    for i in range(n):
+        h = household[i]
+        resident = status[i] == RESIDENT
+        working_age = resident & (age[i] < ELDER_AGE) & (age[i] >= 18.0)
+        used = min(received[h] / capacity[h], 1.0) if capacity[h] > 0 else 0.0
+        elsewhere = line_elders[lineage[i]] - household_elders[h] > 0
+        f = own[i] * used + (nearby if working_age & elsewhere else 0.0)
+        budget = work_budget if working_age else elder_budget
+        family[i] = np.float32(f)
+        free[i] = np.float32(max(budget - f, 0.0)) if resident else np.float32(0.0)
+    return family, free
+
+
 def time_budget(world: World, scenario: Scenario, week: Week, given: np.ndarray) -> None:
     """Each person's family hours this week and the hours left to volunteer.
 
@@ -256,7 +298,10 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
         np.float32(adult), np.float32(spouse), np.float32(spouse_ill), float(nearby), len(world.households),
     )  # fmt: skip
     week.add_met("family", given)
-    time_budget(world, scenario, week, week.met["family"])
+    week.family_hours, week.free_hours = _budget_kernel(
+        p.status, p.age, p.care_level, p.household, p.lineage, week.elders, week.met["family"],
+        np.asarray(carer_hours(scenario), dtype=np.float64), len(world.households),
+    )  # fmt: skip
 
 
 PROCESS = Process(
