@@ -572,6 +572,14 @@ class BehaviourConfig(Section):
         le=1.0,
     )
     awareness_decay: float = param(0.002, "per week", "assumption", "Share of awareness forgotten each week.", ge=0.0, le=1.0)
+    awareness_help_rate: float = param(
+        0.06,
+        "per week helped",
+        "assumption",
+        "How far being helped moves an elder's awareness toward 1 (the same default as trust_experience_rate).",
+        ge=0.0,
+        le=1.0,
+    )
     satisfaction_rate: float = param(
         0.1, "per week", "assumption", "How fast satisfaction follows the share of need met.", ge=0.0, le=1.0
     )

@@ -374,7 +374,7 @@ class Person(mesa.Agent):
         aw += (b.awareness_publicity_rate * pol.publicity + b.awareness_word_of_mouth * nb_helped) * (1.0 - aw)
         aw -= b.awareness_decay * aw
         if self.matched:
-            aw += b.trust_experience_rate * (1.0 - aw)
+            aw += b.awareness_help_rate * (1.0 - aw)
         self.awareness = min(1.0, max(0.0, aw))
 
         need = sum(self.need)
