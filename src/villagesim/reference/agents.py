@@ -346,6 +346,7 @@ class Person(mesa.Agent):
             + b.volunteer_credit * credit * self.tb_trust
             + b.volunteer_norm * norm
             + (b.volunteer_party * pol.party_mobilisation if self.party else 0.0)
+            + (b.volunteer_publicity * pol.publicity + b.volunteer_party_norm * pol.party_mobilisation)
             - (0.0 if pol.liability_insurance else b.volunteer_blame_fear)
             - b.volunteer_opportunity_cost * self.opportunity_cost
             - b.volunteer_burnout * self.burnout
