@@ -1,16 +1,23 @@
-"""Process 6: who volunteers this week.
+"""Process 6: who volunteers this week, and last week's accidents in service.
 
-Reads: ``status``, ``age``, ``care_level``, ``household``, ``altruism``, ``opportunity_cost``,
-``burnout``, ``party``, ``tb_trust``, last week's ``active``; the neighbour graph;
-``[behaviour]`` volunteer_*; levers ``incentive_per_hour``, ``party_mobilisation``,
-``liability_insurance``, ``time_bank``.
-Writes: ``active`` (per person), ``served_hours`` (reset), ``week.candidates``.
+Reads: ``status``, ``age``, ``care_level``, ``household``, ``village``, ``altruism``,
+``opportunity_cost``, ``burnout``, ``party``, ``tb_trust``, ``fear``, ``enrolment``, last
+week's ``active`` and ``served_hours``; the neighbour graph; ``[behaviour]`` volunteer_*,
+accident_rate_per_hour, fear_*; levers ``incentive_per_hour``, ``publicity``,
+``party_mobilisation``, ``liability_insurance``, ``time_bank``.
+Writes: ``active`` (per person), ``served_hours`` (reset), ``fear``, ``enrolment``,
+``week.candidates``; outputs ``volunteer_accidents``, ``insurance_claims``,
+``volunteer_disputes``, ``volunteer_quits``.
 
-Candidates are residents aged 18-59 and healthy "young-old" elders (60 to
-``young_old_max_age``, care level 0). Each volunteers with probability
-``logistic(v0 + altruism + incentive + credit x trust + norm + party - blame fear - opportunity cost - burnout)``
-where the norm is the share of candidates in the own and neighbouring households who
-volunteered last week (德治).
+First :func:`accidents`: last week's service had accidents; uninsured, each is a dispute
+that makes the volunteer quit for good and spreads fear of blame to the neighbouring
+households; insured, a claim finance pays. Candidates are residents aged 18-59 and healthy
+"young-old" elders (60 to ``young_old_max_age``, care level 0), less those who quit. Each
+volunteers with probability ``logistic(v0 + altruism + incentive + credit x trust + norm +
+party + publicity + party norm - blame fear - fear - opportunity cost - burnout)`` where the
+norm is the share of candidates in the own and neighbouring households who volunteered last
+week (德治); publicity raises potential volunteers' awareness of the programme (宣传动员) and
+party mobilisation the norm for everyone (思想引领). A first-time volunteer becomes enrolled.
 """
 
 from __future__ import annotations
@@ -222,11 +229,14 @@ def run_plain(world: World, scenario: Scenario, rng: np.random.Generator, week: 
     volunteers if ``u < logistic(logit)`` and has hours available, where ``logit =
     volunteer_intercept + volunteer_altruism * altruism + volunteer_incentive *
     incentive_per_hour + volunteer_credit * credit * tb_trust + volunteer_norm * norm +
-    volunteer_party * party_mobilisation * party - volunteer_blame_fear * (no insurance) -
-    volunteer_opportunity_cost * opportunity_cost - volunteer_burnout * burnout``; ``norm``
+    volunteer_party * party_mobilisation * party + (volunteer_publicity * publicity +
+    volunteer_party_norm * party_mobilisation) - volunteer_blame_fear * (no insurance) -
+    volunteer_opportunity_cost * opportunity_cost - volunteer_burnout * burnout -
+    volunteer_fear * fear`` and the candidate has not quit; ``norm``
     is the share of candidates of the own and neighbouring households active last week
     (float32, 0 without candidates) and ``credit`` the time bank's credit per hour (0 when
-    off). Everyone's served hours restart at 0.
+    off). First-time volunteers become enrolled; everyone's served hours restart at 0.
+    :func:`accidents` runs first (after the activity uniforms are drawn).
     """
     p = world.persons
     b = scenario.behaviour
