@@ -26,6 +26,21 @@ SCENARIOS = ROOT / "scenarios"
 DOCS = ROOT / "docs"
 
 OUTCOMES = {
+    "liability_insurance": [
+        "active_volunteers",
+        "volunteer_hours",
+        "volunteer_accidents",
+        "volunteer_quits",
+        "insurance_claims",
+        "spend_subsidies",
+    ],
+    "accidents_uninsured": [
+        "active_volunteers",
+        "volunteer_hours",
+        "volunteer_accidents",
+        "volunteer_quits",
+        "unmet_need_share",
+    ],
     "platform": [
         "matched_requests",
         "match_rate_no_digital",

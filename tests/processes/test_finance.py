@@ -8,6 +8,7 @@ import pytest
 from conftest import stepped, week_before
 from villagesim.config.schema import BUDGET_USES, Scenario
 from villagesim.processes import finance
+from villagesim.state.population import ENROLLED, RESIDENT
 
 pytestmark = pytest.mark.usefixtures("compiled_kernels")  # steps a model
 
@@ -83,3 +84,26 @@ def test_time_bank_credit_is_the_hours_served_and_is_conserved():
     )
     assert inst.tb_expired >= expired
     assert np.all(p.tb_balance <= s.policy.time_bank.account_cap_hours + 1e-3)
+
+
+def test_insurance_premium_is_per_enrolled_volunteer_and_claims_are_paid():
+    """The premium covers every enrolled resident, active this week or not; each claim costs
+    ``insurance_claim_cost``, booked as subsidy spending."""
+    s = scenario(**{"policy.incentive_per_hour": 0.0, "policy.wearable_alarms": 0.0, "policy.liability_insurance": True})
+    model = stepped(s, 4)
+    week, s, pools = finance_week(model)
+    p = model.world.persons
+    enrolled = int(((p.enrolment == ENROLLED) & (p.status == RESIDENT)).sum())
+    assert enrolled > p.active.sum()  # some enrolled volunteers are not active this week
+    premium = enrolled * s.government.insurance_premium_per_volunteer_year / 52
+    assert week.extra["spend_subsidies"].sum() == pytest.approx(premium, rel=1e-6)
+    claims = np.zeros(week.n_villages)
+    claims[0] = 3.0
+    week, s, rng = week_before(model, finance)
+    week.report("insurance_claims", claims)
+    enrolled = int(((p.enrolment == ENROLLED) & (p.status == RESIDENT)).sum())
+    premium = enrolled * s.government.insurance_premium_per_volunteer_year / 52
+    finance.run(model.world, s, rng, week)
+    cost = 3 * s.government.insurance_claim_cost
+    assert week.extra["insurance_claims_paid"].sum() == pytest.approx(cost)
+    assert week.extra["spend_subsidies"].sum() == pytest.approx(premium + cost, rel=1e-6)

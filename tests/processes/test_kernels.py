@@ -266,17 +266,27 @@ def test_committee_order_is_lexsort_and_counting_sort_is_stable_argsort() -> Non
 class _Draws:
     """Stands in for a stream: hands out the given float32 draws once."""
 
-    def __init__(self, draws: np.ndarray) -> None:
+    def __init__(self, draws: np.ndarray, seed: int = 0) -> None:
         self.draws = draws.copy()
+        self.other = np.random.default_rng(seed)  # the week's further draws (accidents)
+        self.first = True
 
     def random(self, size: int, dtype=np.float64) -> np.ndarray:
-        assert size == len(self.draws) and dtype == np.float32
-        return self.draws
+        if self.first:
+            assert size == len(self.draws) and dtype == np.float32
+            self.first = False
+            return self.draws
+        return self.other.random(size, dtype=dtype)
 
 
 @_pairs("in a model run")
 @pytest.mark.parametrize(
-    "levers", [{}, {"policy.transparency": 0.6, "policy.party_mobilisation": 0.7, "policy.time_bank.enabled": True}]
+    "levers",
+    [
+        {},
+        {"policy.transparency": 0.6, "policy.party_mobilisation": 0.7, "policy.time_bank.enabled": True},
+        {"behaviour.accident_rate_per_hour": 0.05, "policy.publicity": 0.5},
+    ],
 )
 def test_compiled_processes_equal_the_numpy_formulas(monkeypatch, pair: Formula, levers: dict) -> None:
     """Each week the process runs both ways on copies of the same state: every person column,
@@ -290,8 +300,8 @@ def test_compiled_processes_equal_the_numpy_formulas(monkeypatch, pair: Formula,
         # the week's draws (volunteering takes one per person) are handed to both ways
         draws = rng.random(len(world.persons), dtype=np.float32)
         other_world, other_week = copy.deepcopy((world, week))
-        plain_logits = plain(other_world, scenario, _Draws(draws), other_week)
-        compiled(world, scenario, _Draws(draws), week)
+        plain_logits = plain(other_world, scenario, _Draws(draws, week.step), other_week)
+        compiled(world, scenario, _Draws(draws, week.step), week)
         if plain_logits is not None:
             assert logits[-1].dtype == plain_logits.dtype and logits[-1].tobytes() == plain_logits.tobytes()
         for f in fields(world.persons):

@@ -11,7 +11,7 @@ from villagesim.model import VillageModel
 from villagesim.processes import volunteering
 from villagesim.processes.week import Week
 from villagesim.rng import Streams
-from villagesim.state.population import RESIDENT, build_world
+from villagesim.state.population import ENROLLED, QUIT, RESIDENT, build_world
 
 pytestmark = pytest.mark.usefixtures("compiled_kernels")  # steps a model
 
@@ -54,6 +54,7 @@ def test_only_candidates_volunteer_and_served_hours_are_reset():
     [
         {"policy.incentive_per_hour": 30.0},
         {"policy.party_mobilisation": 1.0},
+        {"policy.publicity": 1.0},
         {"policy.liability_insurance": True},
         {"policy.time_bank.enabled": True},
     ],
@@ -68,3 +69,36 @@ def test_each_lever_of_the_logit_raises_volunteering_on_the_same_draws(lever):
     before, after = base_world.persons.active, world.persons.active
     assert np.all(after[before])
     assert after.sum() - before.sum() > 0.01 * base.candidates.sum(), (before.sum(), after.sum())
+
+
+@pytest.mark.parametrize("insured", [False, True])
+def test_accidents_become_disputes_quits_and_fear_only_without_insurance(insured):
+    """Everyone served 5 hours last week; with accidents at 0.05 per hour about 22% had one.
+    Uninsured: each is a dispute, the volunteer quits and never volunteers, and the
+    neighbourhood fears blame; insured: claims, no quits, no fear."""
+    s = Scenario.model_validate(
+        {
+            "population": {"villages": 2, "residents_per_village": 1000},
+            "behaviour": {"accident_rate_per_hour": 0.05},
+            "policy": {"liability_insurance": insured},
+        }
+    )
+    world, week = volunteering_week(s, 43, enrolment=ENROLLED)
+    p = world.persons
+    accidents = week.extra["volunteer_accidents"].sum()
+    assert 0.15 * len(p) < accidents < 0.3 * len(p)
+    quit = p.enrolment == QUIT
+    if insured:
+        assert week.extra["insurance_claims"].sum() == accidents
+        assert "volunteer_disputes" not in week.extra and not quit.any() and not p.fear.any()
+    else:
+        assert week.extra["volunteer_disputes"].sum() == accidents == week.extra["volunteer_quits"].sum() == quit.sum()
+        assert not p.active[quit].any()
+        assert (p.fear > 0).mean() > 0.5 and p.fear.max() <= 1.0
+
+
+def test_no_accidents_by_default_and_fear_fades():
+    s = Scenario.model_validate({"population": {"villages": 2, "residents_per_village": 500}})
+    world, week = volunteering_week(s, 44, fear=0.5)
+    assert "volunteer_accidents" not in week.extra
+    np.testing.assert_allclose(world.persons.fear, 0.5 * (1 - s.behaviour.fear_decay), rtol=1e-6)

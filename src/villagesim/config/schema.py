@@ -561,6 +561,42 @@ class BehaviourConfig(Section):
     volunteer_blame_fear: float = param(
         0.5, "logit", "assumption", "Fear of blame for accidents, removed by liability insurance.", ge=-20, le=20
     )
+    volunteer_publicity: float = param(
+        0.5,
+        "logit at full publicity",
+        "assumption",
+        "Potential volunteers' awareness of the mutual-aid programme raised by publicity (宣传动员).",
+        ge=-20,
+        le=20,
+    )
+    volunteer_party_norm: float = param(
+        0.3,
+        "logit at full party mobilisation",
+        "assumption",
+        "Social norm of volunteering raised for everyone by the party's ideological work (思想引领).",
+        ge=-20,
+        le=20,
+    )
+    accident_rate_per_hour: float = param(
+        0.0,
+        "accidents per service hour",
+        "assumption",
+        "Chance of an accident (a fall, an injury) per hour of volunteer service; 0 switches accidents off.",
+        ge=0.0,
+        le=0.1,
+    )
+    volunteer_fear: float = param(
+        2.0, "logit per unit fear", "assumption", "Effect of fear of blame after disputes nearby.", ge=-20, le=20
+    )
+    fear_spread: float = param(
+        0.5,
+        "0..1 per dispute",
+        "assumption",
+        "How far an uninsured accident's dispute moves the fear of the volunteer's neighbours toward 1.",
+        ge=0.0,
+        le=1.0,
+    )
+    fear_decay: float = param(0.02, "per week", "assumption", "Share of fear forgotten each week.", ge=0.0, le=1.0)
     volunteer_opportunity_cost: float = param(
         2.0, "logit per unit opportunity cost", "assumption", "Effect of the value of time in paid work.", ge=-20, le=20
     )
@@ -621,6 +657,14 @@ class BehaviourConfig(Section):
         le=1.0,
     )
     awareness_decay: float = param(0.002, "per week", "assumption", "Share of awareness forgotten each week.", ge=0.0, le=1.0)
+    awareness_help_rate: float = param(
+        0.06,
+        "per week helped",
+        "assumption",
+        "How far being helped moves an elder's awareness toward 1 (the same default as trust_experience_rate).",
+        ge=0.0,
+        le=1.0,
+    )
     satisfaction_rate: float = param(
         0.1, "per week", "assumption", "How fast satisfaction follows the share of need met.", ge=0.0, le=1.0
     )
@@ -763,7 +807,10 @@ class GovernmentConfig(Section):
         300.0, "RMB per alarm per year", "assumption", "Cost of a wearable alarm and its service.", ge=0.0, le=1e5
     )
     insurance_premium_per_volunteer_year: float = param(
-        60.0, "RMB per volunteer per year", "assumption", "Liability insurance premium.", ge=0.0, le=1e5
+        60.0, "RMB per enrolled volunteer per year", "assumption", "Liability insurance premium.", ge=0.0, le=1e5
+    )
+    insurance_claim_cost: float = param(
+        2000.0, "RMB per claim", "assumption", "What the insurance pays out per accident (medical costs).", ge=0.0, le=1e6
     )
 
 

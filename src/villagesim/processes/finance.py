@@ -10,7 +10,8 @@ and, of it, ``building_upgrades`` (booked in the first week of the budget year i
 decided for), ``spend_total``; what the budget of year 0 reported before the first week.
 
 Subsidies pay, in this order, the incentive per volunteer hour, the wearable alarms and
-the liability insurance premium, from the subsidy pool; what the pool cannot pay is not
+the liability insurance premium (per enrolled volunteer) and its claims (per accident,
+``insurance_claim_cost``), from the subsidy pool; what the pool cannot pay is not
 paid, and incentives stop until the next budget year (volunteers learn that the money ran
 out). Publicity and the platform are paid weekly from their pools; the model switches
 them off when their pool cannot pay the next week (see ``effective_scenario``).
@@ -28,7 +29,7 @@ from villagesim.processes.base import Output, Process
 from villagesim.processes.budget import REALLOCATED
 from villagesim.processes.week import SPEND_SUBSIDIES, Week
 from villagesim.state.institutions import spend, weekly_cost
-from villagesim.state.population import World
+from villagesim.state.population import ENROLLED, RESIDENT, World
 
 NAME = "finance"
 
@@ -61,9 +62,11 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
             inst.incentive_unpaid = True
         if total > 0:
             subsidies += np.bincount(p.village, weights=owed, minlength=n_v) * (paid / total)
+    # the premium covers every enrolled (registered) volunteer, active this week or not
+    enrolled = (p.enrolment == ENROLLED) & (p.status == RESIDENT) if pol.liability_insurance else None
     for mask, per_year in (
         (p.alarm, gov.alarm_cost_per_year),
-        (p.active if pol.liability_insurance else None, gov.insurance_premium_per_volunteer_year),
+        (enrolled if pol.liability_insurance else None, gov.insurance_premium_per_volunteer_year),
     ):
         if mask is None or not mask.any():
             continue
@@ -71,6 +74,15 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
         total = float(owed_v.sum())
         paid = spend(tr, "subsidies", total)
         subsidies += owed_v * (paid / total if total > 0 else 0.0)
+    claims = week.extra.get("insurance_claims")
+    if claims is not None and claims.any():
+        # the insurer pays the claims; they are booked as the subsidy pool's spending
+        owed_v = claims * gov.insurance_claim_cost
+        total = float(owed_v.sum())
+        paid = spend(tr, "subsidies", total)
+        paid_v = owed_v * (paid / total if total > 0 else 0.0)
+        subsidies += paid_v
+        week.report("insurance_claims_paid", paid_v)
     week.report("spend_subsidies", subsidies)
 
     # publicity and platform, spread over villages evenly
@@ -93,6 +105,7 @@ PROCESS = Process(
         "persons.served_hours",
         "persons.active",
         "persons.alarm",
+        "persons.enrolment",
         "persons.status",
         "persons.lineage",
         "scenario.government",
@@ -124,6 +137,12 @@ PROCESS = Process(
         ),
         REALLOCATED,  # the year-0 budget's, reported before the first week
         SPEND_SUBSIDIES,
+        Output(
+            "insurance_claims_paid",
+            "RMB/week",
+            "Insurance claims paid",
+            "Of the subsidies: what the liability insurance paid for accidents in service.",
+        ),
         Output("spend_publicity", "RMB/week", "Spending on publicity", "Publicity and mobilisation paid this week."),
         Output(
             "spend_platform", "RMB/week", "Spending on the platform", "The information platform's running cost paid this week."

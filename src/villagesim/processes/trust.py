@@ -13,7 +13,8 @@ Writes: ``trust``, ``awareness``, ``satisfaction`` (resident elders), ``burnout`
   村务公开), and toward the mean trust of elders in neighbouring households at
   ``trust_neighbour_rate``.
 * Awareness rises with publicity and with the share of neighbouring elders helped this
-  week (word of mouth), and decays at ``awareness_decay``; being helped makes one aware.
+  week (word of mouth), and decays at ``awareness_decay``; being helped makes one aware
+  (at ``awareness_help_rate``).
 * Satisfaction follows the share of the elder's whole need that was met.
 * Burnout grows with hours served and fades at ``burnout_recovery``.
 """
@@ -143,7 +144,7 @@ def _update_elders(
     need, remaining, asked, requested, matched, met = week
     trust, awareness, satisfaction, unmet_hours = state
     ngo, volunteer, peer, facility, time_bank = met
-    ngo_quality, service_quality, publicity, word_of_mouth, decay, experience, satisfaction_rate = c32
+    ngo_quality, service_quality, publicity, word_of_mouth, decay, help_rate, satisfaction_rate = c32
     rate_up, rate, neighbour_rate = c64
     one = np.float32(1.0)
     zero = np.float32(0.0)
@@ -193,7 +194,7 @@ def _update_elders(
         aw = aw + (publicity + word_of_mouth * nb_help) * (one - aw)
         aw = aw - decay * aw
         if matched[i]:
-            aw = aw + experience * (one - aw)
+            aw = aw + help_rate * (one - aw)
         awareness[e] = _clip(aw, zero, one)
 
         if need_i > 0:
@@ -227,7 +228,7 @@ def run_plain(world: World, scenario: Scenario, rng: np.random.Generator, week: 
       then ``trust += trust_neighbour_rate * (nb_trust - trust)``, clipped to [0, 1];
     * ``awareness += (awareness_publicity_rate * publicity + awareness_word_of_mouth *
       nb_helped) * (1 - awareness)``, less ``awareness_decay * awareness``, plus
-      ``trust_experience_rate * (1 - awareness)`` for those helped, clipped to [0, 1];
+      ``awareness_help_rate * (1 - awareness)`` for those helped, clipped to [0, 1];
     * ``satisfaction += satisfaction_rate * (1 - unmet / need - satisfaction)`` where there
       is need;
     * everyone's ``burnout = clip(burnout * (1 - burnout_recovery) + burnout_per_hour *
@@ -273,7 +274,7 @@ def run_plain(world: World, scenario: Scenario, rng: np.random.Generator, week: 
     aw = p.awareness[elders]
     aw = aw + (b.awareness_publicity_rate * pol.publicity + b.awareness_word_of_mouth * nb_helped) * (1.0 - aw)
     aw = aw - b.awareness_decay * aw
-    aw = np.where(week.matched, aw + b.trust_experience_rate * (1.0 - aw), aw)
+    aw = np.where(week.matched, aw + b.awareness_help_rate * (1.0 - aw), aw)
     p.awareness[elders] = np.clip(aw, 0.0, 1.0)
     sat = p.satisfaction[elders]
     p.satisfaction[elders] = np.where(need > 0, sat + b.satisfaction_rate * (met_share - sat), sat)
@@ -299,7 +300,7 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
         f32(b.awareness_publicity_rate * pol.publicity),
         f32(b.awareness_word_of_mouth),
         f32(b.awareness_decay),
-        f32(b.trust_experience_rate),
+        f32(b.awareness_help_rate),
         f32(b.satisfaction_rate),
     )
     c64 = (

@@ -385,6 +385,7 @@ class Person(mesa.Agent):
             + b.volunteer_credit * credit * self.tb_trust
             + b.volunteer_norm * norm
             + (b.volunteer_party * pol.party_mobilisation if self.party else 0.0)
+            + (b.volunteer_publicity * pol.publicity + b.volunteer_party_norm * pol.party_mobilisation)
             - (0.0 if pol.liability_insurance else b.volunteer_blame_fear)
             - b.volunteer_opportunity_cost * self.opportunity_cost
             - b.volunteer_burnout * self.burnout
@@ -414,7 +415,7 @@ class Person(mesa.Agent):
         aw += (b.awareness_publicity_rate * pol.publicity + b.awareness_word_of_mouth * nb_helped) * (1.0 - aw)
         aw -= b.awareness_decay * aw
         if self.matched:
-            aw += b.trust_experience_rate * (1.0 - aw)
+            aw += b.awareness_help_rate * (1.0 - aw)
         self.awareness = min(1.0, max(0.0, aw))
 
         need = sum(self.need)

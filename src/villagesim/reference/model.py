@@ -98,6 +98,7 @@ UNSUPPORTED_LEVERS: dict[str, Any] = {
     "policy.time_bank.enabled": False,
     "policy.platform.enabled": False,
     "policy.ngo_purchase_budget": 0.0,
+    "behaviour.accident_rate_per_hour": 0.0,  # accidents, disputes, quits and fear are the core's alone
 }
 """Levers the reference does not model yet, with the only value it accepts."""
 

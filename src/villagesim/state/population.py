@@ -29,6 +29,10 @@ from villagesim.constants import ELDER_AGE
 RESIDENT, AWAY, DEAD = 0, 1, 2
 """Values of ``Persons.status``."""
 
+NOT_ENROLLED, ENROLLED, QUIT = 0, 1, 2
+"""Values of ``Persons.enrolment``: never volunteered, registered volunteer (has volunteered),
+quit after a dispute over an accident (never volunteers again)."""
+
 """Age from which a villager counts as an elder (MODEL.md §2)."""
 
 VILLAGE_SPACING_KM = 1000.0
@@ -64,6 +68,8 @@ class Persons:
     unmet_hours: np.ndarray  # float32: this week's unmet need (elders; 0 otherwise)
     served_hours: np.ndarray  # float32: hours served as a volunteer this week
     lottery: np.ndarray  # float32 0..1, fixed for life: who is first in line when a lever covers a share
+    fear: np.ndarray  # float32 0..1: fear of blame after disputes over accidents nearby
+    enrolment: np.ndarray  # int8: NOT_ENROLLED, ENROLLED (has volunteered) or QUIT (left after a dispute)
 
     def __len__(self) -> int:
         return len(self.age)
@@ -358,6 +364,8 @@ def build_world(scenario: Scenario, rng: np.random.Generator) -> World:
         unmet_hours=zeros.copy(),
         served_hours=zeros.copy(),
         lottery=rng.random(n, dtype=np.float32),
+        fear=zeros.copy(),
+        enrolment=np.zeros(n, dtype=np.int8),
     )
     households = Households(
         village=hh_village.astype(np.int32), hamlet=hh_hamlet.astype(np.int32), x=hh_x, y=hh_y, neighbours=neighbours
@@ -437,6 +445,8 @@ def newborns(world: World, scenario: Scenario, rng: np.random.Generator, househo
         "need_hours": zeros,
         "unmet_hours": zeros,
         "served_hours": zeros,
+        "fear": zeros,
+        "enrolment": np.zeros(k, dtype=np.int8),
         **traits,
     }
     for f in fields(p):
