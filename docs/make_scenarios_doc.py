@@ -34,6 +34,14 @@ OUTCOMES = {
         "mean_trust",
         "spend_platform",
     ],
+    "digital_training": [
+        "digital_access_share",
+        "platform_requests",
+        "requests_no_digital",
+        "matched_requests",
+        "unmet_need_share",
+        "spend_platform",
+    ],
     "time_bank": [
         "active_volunteers",
         "volunteer_hours",

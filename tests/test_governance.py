@@ -109,6 +109,27 @@ def test_platform_raises_matches_but_not_for_the_digitally_excluded_without_offl
     assert gain_online.mean() < 0.5 * gain_offline.mean()
 
 
+DIGITAL_TRAINING = 300.0  # trainee places per 1000 elders per year; set to 0 to see the test fail
+
+
+@pytest.mark.slow
+def test_digital_training_raises_platform_reach_of_elders_without_a_smartphone():
+    """Years 1-2, 6 replicates, platform on (no offline channel), enough platform money: digital
+    training raises the share of elders with digital access and the requests that reach the
+    platform, and fewer requests come from elders without digital access."""
+    steps = 104
+    common = {**SMALL, "policy.platform.enabled": True, "policy.split.platform": 0.3}
+    base = series(scenario(**common), 6, steps)
+    trained = series(scenario(**common, **{"policy.digital_training": DIGITAL_TRAINING}), 6, steps)
+    assert trained["digital_trained"].sum() > 0
+    share = per_replicate(trained, "digital_access_share", 52) - per_replicate(base, "digital_access_share", 52)
+    assert_positive(share, "digital access")
+    reach = per_replicate(trained, "platform_requests") - per_replicate(base, "platform_requests")
+    assert_positive(reach, "platform reach")
+    excluded = per_replicate(base, "requests_no_digital") - per_replicate(trained, "requests_no_digital")
+    assert_positive(excluded, "requests without digital access")
+
+
 @pytest.mark.slow
 def test_publicity_raises_requests_and_brings_hidden_need_to_light():
     """Years 1-3, 6 replicates: more requests, less hidden need."""
@@ -250,6 +271,7 @@ LEVER_VALUE = {
     "policy.incentive_per_hour": 20.0,
     "policy.ngo_purchase_budget": 100000.0,
     "policy.budget": 20000.0,
+    "policy.digital_training": 300.0,
     # the default cap (1,500 h) binds after years; a cap of 2 h makes credit expire at once
     "policy.time_bank.account_cap_hours": 2.0,
 }
@@ -354,6 +376,7 @@ def test_intervention_leaves_earlier_steps_identical():
     "name",
     [
         "platform",
+        "digital_training",
         "time_bank",
         "time_bank_untrusted",
         "quality_kpi",

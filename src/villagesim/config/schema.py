@@ -710,6 +710,22 @@ class GovernmentConfig(Section):
         ge=0.0,
         le=1e7,
     )
+    digital_training_cost_per_trainee: float = param(
+        200.0,
+        "RMB per trainee",
+        "assumption",
+        "Cost of a digital-skills course (数字技能培训) for one elder, paid from the platform's budget use.",
+        ge=0.0,
+        le=1e5,
+    )
+    digital_training_success: float = param(
+        0.6,
+        "share of trainees",
+        "assumption",
+        "Trainees who can use the platform on their own after the course.",
+        ge=0.0,
+        le=1.0,
+    )
     alarm_cost_per_year: float = param(
         300.0, "RMB per alarm per year", "assumption", "Cost of a wearable alarm and its service.", ge=0.0, le=1e5
     )
@@ -975,6 +991,16 @@ class PolicyConfig(Section):
         "Money of uses with nothing to pay for under the current levers: re-split over the other "
         "uses in proportion to their shares (today's practice), or held unspent by its use.",
         label="Money of unused uses",
+    )
+    digital_training: float = param(
+        0.0,
+        "trainees per 1000 elders per year",
+        "assumption",
+        "Digital-skills training (数字技能培训) for elders without a smartphone, those without a "
+        "family proxy first; paid per trainee from the platform's budget use.",
+        ge=0.0,
+        le=1000.0,
+        label="Digital-skills training",
     )
     split: BudgetSplitConfig = Field(default_factory=BudgetSplitConfig)
     time_bank: TimeBankConfig = Field(default_factory=TimeBankConfig)

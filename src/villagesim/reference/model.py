@@ -98,6 +98,7 @@ UNSUPPORTED_LEVERS: dict[str, Any] = {
     "policy.time_bank.enabled": False,
     "policy.platform.enabled": False,
     "policy.ngo_purchase_budget": 0.0,
+    "policy.digital_training": 0.0,
 }
 """Levers the reference does not model yet, with the only value it accepts."""
 
