@@ -156,6 +156,26 @@ def test_idle_facilities_lower_trust_more_than_operating_ones():
     assert_positive(drops[0] - drops[1], "idle vs operating facilities")
 
 
+PARTICIPATORY = True  # set to False to see the test fail
+
+
+@pytest.mark.slow
+def test_participatory_planning_raises_facility_use():
+    """Four villages, years 2-3, 8 replicates, today's count KPI: facilities built where elders'
+    stated needs are give more hours of service per facility built, and fewer stand idle,
+    than the top-down choice (cheapest first, most elders' villages first)."""
+    common = {"population.villages": 4, "population.residents_per_village": 400, "policy.evaluation_regime": "count"}
+    top_down = series(scenario(**common), 8, 156)
+    asked = series(scenario(**common, **{"policy.participatory_planning": PARTICIPATORY}), 8, 156)
+    for ts in (top_down, asked):
+        ts["use"] = ts["met_hours_facility"] / ts["facilities_built"].clip(lower=1)
+    assert_positive(per_replicate(asked, "use", 52) - per_replicate(top_down, "use", 52), "use per facility")
+    idle = per_replicate(top_down, "facilities_idle", 52) - per_replicate(asked, "facilities_idle", 52)
+    assert_positive(idle, "idle facilities")
+    hours = per_replicate(asked, "met_hours_facility", 52) - per_replicate(top_down, "met_hours_facility", 52)
+    assert_positive(hours, "facility hours")
+
+
 @pytest.mark.slow
 def test_publicity_raises_requests_and_brings_hidden_need_to_light():
     """Years 1-3, 6 replicates: more requests, less hidden need."""
@@ -290,6 +310,8 @@ LEVER_CONTEXT = {
     "policy.split.platform": {"policy.platform.enabled": True},
     # feedback acts through the yearly budget decision of a quality-judged government
     "policy.feedback_mechanism": {"policy.evaluation_regime": "quality", "run.steps": 110},
+    # what and where to build is a choice where villages share the budget
+    "policy.participatory_planning": {"population.villages": 4},
     # money left at the first year's end is carried into the second
     "policy.unspent_funds": {"run.steps": 110},
 }
@@ -403,6 +425,7 @@ def test_intervention_leaves_earlier_steps_identical():
     [
         "platform",
         "digital_training",
+        "participatory_planning",
         "time_bank",
         "time_bank_untrusted",
         "quality_kpi",

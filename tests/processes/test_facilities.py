@@ -154,3 +154,30 @@ def test_an_idle_facility_lowers_the_trust_of_elders_near_it_and_an_operating_on
     if not (op.built & ~op.operating).any():
         np.testing.assert_array_equal(m_op.world.persons.trust, t_op)
     assert after.mean() < m_op.world.persons.trust[w_op.elders].mean()
+
+
+def test_participatory_planning_reads_the_kinds_facilities_serve():
+    """Stated need counts the kinds of need and care levels each kind of facility serves."""
+    from villagesim.processes import planning
+
+    assert {k: list(v) for k, v in planning.SERVES_COLUMNS.items()} == facilities.SERVES
+    assert planning.MAX_LEVEL == facilities.MAX_LEVEL
+
+
+def test_stated_need_is_nil_where_a_facility_of_the_kind_already_serves_everyone_near():
+    """A slot's stated need: positive for an unbuilt slot with elders near, zero for the
+    same kind once a built facility at the same site covers them."""
+    from villagesim.processes import planning
+
+    model = stepped(scenario(), 1)
+    fac = model.world.institutions.facilities
+    fac.built[:] = False
+    slots = np.arange(len(fac))
+    need = planning.stated_need(model.world, model.scenario, slots)
+    assert (need > 0).any() and (need >= 0).all()
+    first = int(np.argmax(need))
+    fac.built[first] = True
+    after = planning.stated_need(model.world, model.scenario, slots)
+    same_site = (fac.kind == fac.kind[first]) & (fac.x == fac.x[first]) & (fac.y == fac.y[first])
+    assert (after[same_site] == 0).all()
+    assert (after <= need + 1e-9).all()

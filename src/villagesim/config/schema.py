@@ -1001,6 +1001,14 @@ class PolicyConfig(Section):
         "uses in proportion to their shares (today's practice), or held unspent by its use.",
         label="Money of unused uses",
     )
+    participatory_planning: bool = param(
+        False,
+        "switch",
+        "assumption",
+        "Participatory planning: facilities are built where elders' stated needs are (kind and "
+        "site, most need per RMB first) instead of by the top-down rule of the evaluation regime.",
+        label="Participatory planning",
+    )
     digital_training: float = param(
         0.0,
         "trainees per 1000 elders per year",

@@ -99,6 +99,7 @@ UNSUPPORTED_LEVERS: dict[str, Any] = {
     "policy.platform.enabled": False,
     "policy.ngo_purchase_budget": 0.0,
     "policy.digital_training": 0.0,
+    "policy.participatory_planning": False,
 }
 """Levers the reference does not model yet, with the only value it accepts."""
 
