@@ -49,6 +49,22 @@ OUTCOMES = {
         "mean_trust",
         "spend_platform",
     ],
+    "digital_training": [
+        "digital_access_share",
+        "platform_requests",
+        "requests_no_digital",
+        "matched_requests",
+        "unmet_need_share",
+        "spend_platform",
+    ],
+    "participatory_planning": [
+        "met_hours_facility",
+        "facilities_built",
+        "facilities_idle",
+        "facilities_operating",
+        "unmet_need_share",
+        "spend_facility_building",
+    ],
     "time_bank": [
         "active_volunteers",
         "volunteer_hours",
@@ -130,7 +146,8 @@ def main() -> None:
         f"Each scenario in `scenarios/` against `baseline.toml`: {args.replicates} paired replicates of "
         f"{args.steps} weeks on common random numbers (seed {baseline.run.seed}), outcomes averaged over "
         "the last 52 weeks; differences are paired with 95% t-intervals. One village of ~1,000 "
-        "registered residents, so read the *direction and size* of an effect, not county totals. "
+        "registered residents (a scenario that sets other villages is compared with the baseline's "
+        "levers on its villages), so read the *direction and size* of an effect, not county totals. "
         f"Regenerate with `.venv/bin/python docs/make_scenarios_doc.py` (villagesim {__version__}); the same "
         "comparison from the command line is `villagesim compare scenarios/baseline.toml scenarios/NAME.toml`.",
         "",
@@ -138,7 +155,10 @@ def main() -> None:
     for name, outcomes in OUTCOMES.items():
         path = SCENARIOS / f"{name}.toml"
         scenario = load_scenario(path).scenario
-        c = compare(baseline, scenario, replicates=args.replicates, steps=args.steps, outcomes=outcomes)
+        # a scenario on other villages is compared with the baseline's levers on the same villages
+        same = scenario.population == baseline.population
+        base = baseline if same else baseline.model_copy(update={"population": scenario.population})
+        c = compare(base, scenario, replicates=args.replicates, steps=args.steps, outcomes=outcomes)
         with tempfile.TemporaryDirectory() as tmp:
             paths = comparison_figures(c, Path(tmp))
             shutil.copy(paths[0], figures / f"{name}.png")

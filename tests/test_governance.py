@@ -109,6 +109,73 @@ def test_platform_raises_matches_but_not_for_the_digitally_excluded_without_offl
     assert gain_online.mean() < 0.5 * gain_offline.mean()
 
 
+DIGITAL_TRAINING = 300.0  # trainee places per 1000 elders per year; set to 0 to see the test fail
+
+
+@pytest.mark.slow
+def test_digital_training_raises_platform_reach_of_elders_without_a_smartphone():
+    """Years 1-2, 6 replicates, platform on (no offline channel), enough platform money: digital
+    training raises the share of elders with digital access and the requests that reach the
+    platform, and fewer requests come from elders without digital access."""
+    steps = 104
+    common = {**SMALL, "policy.platform.enabled": True, "policy.split.platform": 0.3}
+    base = series(scenario(**common), 6, steps)
+    trained = series(scenario(**common, **{"policy.digital_training": DIGITAL_TRAINING}), 6, steps)
+    assert trained["digital_trained"].sum() > 0
+    share = per_replicate(trained, "digital_access_share", 52) - per_replicate(base, "digital_access_share", 52)
+    assert_positive(share, "digital access")
+    reach = per_replicate(trained, "platform_requests") - per_replicate(base, "platform_requests")
+    assert_positive(reach, "platform reach")
+    excluded = per_replicate(base, "requests_no_digital") - per_replicate(trained, "requests_no_digital")
+    assert_positive(excluded, "requests without digital access")
+
+
+IDLE_DISCOURAGEMENT = 0.01  # share of trust per week; set to 0 to see the test fail
+
+
+@pytest.mark.slow
+def test_idle_facilities_lower_trust_more_than_operating_ones():
+    """Years 1-2, 6 replicates: with idle facilities discouraging (today's staffing: most
+    built facilities idle) elders' mean trust falls against the same run without the
+    mechanism, and by more than where facilities mostly operate (volunteer managers found at
+    once, running money): a paired difference in differences."""
+    operating = {
+        "facilities.volunteer_manager_rate": 50.0,
+        "facilities.manager_quit_rate": 0.0,
+        "policy.split.facility_running": 0.5,
+    }
+    on = {"facilities.idle_discouragement": IDLE_DISCOURAGEMENT}
+    drops = []
+    for context in ({}, operating):
+        off_ts = series(scenario(**SMALL, **context), 6, 104)
+        on_ts = series(scenario(**SMALL, **context, **on), 6, 104)
+        drops.append(per_replicate(off_ts, "mean_trust", 52) - per_replicate(on_ts, "mean_trust", 52))
+        if not context:
+            assert off_ts["facilities_idle"].mean() > off_ts["facilities_operating"].mean()
+    assert_positive(drops[0], "trust lost near idle facilities")
+    assert_positive(drops[0] - drops[1], "idle vs operating facilities")
+
+
+PARTICIPATORY = True  # set to False to see the test fail
+
+
+@pytest.mark.slow
+def test_participatory_planning_raises_facility_use():
+    """Four villages, years 2-3, 8 replicates, today's count KPI: facilities built where elders'
+    stated needs are give more hours of service per facility built, and fewer stand idle,
+    than the top-down choice (cheapest first, most elders' villages first)."""
+    common = {"population.villages": 4, "population.residents_per_village": 400, "policy.evaluation_regime": "count"}
+    top_down = series(scenario(**common), 8, 156)
+    asked = series(scenario(**common, **{"policy.participatory_planning": PARTICIPATORY}), 8, 156)
+    for ts in (top_down, asked):
+        ts["use"] = ts["met_hours_facility"] / ts["facilities_built"].clip(lower=1)
+    assert_positive(per_replicate(asked, "use", 52) - per_replicate(top_down, "use", 52), "use per facility")
+    idle = per_replicate(top_down, "facilities_idle", 52) - per_replicate(asked, "facilities_idle", 52)
+    assert_positive(idle, "idle facilities")
+    hours = per_replicate(asked, "met_hours_facility", 52) - per_replicate(top_down, "met_hours_facility", 52)
+    assert_positive(hours, "facility hours")
+
+
 @pytest.mark.slow
 def test_publicity_raises_requests_and_brings_hidden_need_to_light():
     """Years 1-3, 6 replicates: more requests, less hidden need."""
@@ -276,6 +343,8 @@ LEVER_CONTEXT = {
     "policy.split.platform": {"policy.platform.enabled": True},
     # feedback acts through the yearly budget decision of a quality-judged government
     "policy.feedback_mechanism": {"policy.evaluation_regime": "quality", "run.steps": 110},
+    # what and where to build is a choice where villages share the budget
+    "policy.participatory_planning": {"population.villages": 4},
     # money left at the first year's end is carried into the second
     "policy.unspent_funds": {"run.steps": 110},
 }
@@ -283,6 +352,7 @@ LEVER_VALUE = {
     "policy.incentive_per_hour": 20.0,
     "policy.ngo_purchase_budget": 100000.0,
     "policy.budget": 20000.0,
+    "policy.digital_training": 300.0,
     # the default cap (1,500 h) binds after years; a cap of 2 h makes credit expire at once
     "policy.time_bank.account_cap_hours": 2.0,
 }
@@ -390,6 +460,8 @@ def test_intervention_leaves_earlier_steps_identical():
     "name",
     [
         "platform",
+        "digital_training",
+        "participatory_planning",
         "time_bank",
         "time_bank_untrusted",
         "quality_kpi",

@@ -62,6 +62,7 @@ def county(**policy) -> Scenario:
                 "incentive_per_hour": 5.0,
                 "publicity": 0.5,
                 "wearable_alarms": 0.3,
+                "digital_training": 100.0,  # paid from the platform pool
                 "time_bank": {"enabled": True, "redemption_guarantee": 1.0, "account_cap_hours": 40.0},
                 **policy,
             },

@@ -22,7 +22,17 @@ from villagesim.processes import STEP, Process
 from villagesim.processes.week import Week
 
 ROOT = Path(__file__).resolve().parents[2]
-SCENARIOS = ["baseline", "time_bank", "platform", "ngo_purchase", "quality_kpi", "incentives", "wearables", "party_mobilisation"]
+SCENARIOS = [
+    "baseline",
+    "time_bank",
+    "platform",
+    "digital_training",
+    "ngo_purchase",
+    "quality_kpi",
+    "incentives",
+    "wearables",
+    "party_mobilisation",
+]
 
 
 def _same(a, b) -> bool:

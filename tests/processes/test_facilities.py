@@ -118,3 +118,66 @@ def test_no_year_end_swap_of_managers():
     op = model.timeseries()["facilities_operating"].to_numpy()
     for end in (52, 104):
         assert op[end] >= op[end - 1] - 1, (end, op[end - 4 : end + 4])
+
+
+def test_an_idle_facility_lowers_the_trust_of_elders_near_it_and_an_operating_one_does_not():
+    """The same week twice (common random numbers): every built facility idle (no manager)
+    or operating (staffed); with ``idle_discouragement`` at 0.1 elders within reach of an idle
+    facility lose a tenth of their trust, others keep it; next to operating facilities no one
+    loses any."""
+    s = scenario(**{"facilities.idle_discouragement": 0.1})
+    model = stepped(s, 8)
+    operating = staffed(copy.deepcopy(model))
+    idle = model
+    idle.world.institutions.facilities.manager[:] = NO_MANAGER
+    results = []
+    for m in (idle, operating):
+        week, lv, rng = week_before(m, facilities)
+        before = m.world.persons.trust.copy()
+        facilities.run(m.world, lv.with_overrides({"facilities.volunteer_manager_rate": 0.0}), rng, week)
+        results.append((m, week, before))
+    (m_idle, w_idle, t_idle), (m_op, w_op, t_op) = results
+    fac = m_idle.world.institutions.facilities
+    assert fac.built.any() and not fac.operating.any()
+    assert m_op.world.institutions.facilities.operating.any()
+    p, hh = m_idle.world.persons, m_idle.world.households
+    elders = w_idle.elders
+    built = np.flatnonzero(fac.built)
+    home = p.household[elders]
+    dist = np.hypot(hh.x[home][:, None] - fac.x[built], hh.y[home][:, None] - fac.y[built])
+    near = ((dist <= s.facilities.reach_km) & (p.village[elders][:, None] == fac.village[built])).any(axis=1)
+    assert near.any() and (~near).any()
+    after = p.trust[elders]
+    np.testing.assert_allclose(after[near], (t_idle[elders][near] * np.float32(0.9)), rtol=1e-6)
+    np.testing.assert_array_equal(after[~near], t_idle[elders][~near])
+    op = m_op.world.institutions.facilities
+    if not (op.built & ~op.operating).any():
+        np.testing.assert_array_equal(m_op.world.persons.trust, t_op)
+    assert after.mean() < m_op.world.persons.trust[w_op.elders].mean()
+
+
+def test_participatory_planning_reads_the_kinds_facilities_serve():
+    """Stated need counts the kinds of need and care levels each kind of facility serves."""
+    from villagesim.processes import planning
+
+    assert {k: list(v) for k, v in planning.SERVES_COLUMNS.items()} == facilities.SERVES
+    assert planning.MAX_LEVEL == facilities.MAX_LEVEL
+
+
+def test_stated_need_is_nil_where_a_facility_of_the_kind_already_serves_everyone_near():
+    """A slot's stated need: positive for an unbuilt slot with elders near, zero for the
+    same kind once a built facility at the same site covers them."""
+    from villagesim.processes import planning
+
+    model = stepped(scenario(), 1)
+    fac = model.world.institutions.facilities
+    fac.built[:] = False
+    slots = np.arange(len(fac))
+    need = planning.stated_need(model.world, model.scenario, slots)
+    assert (need > 0).any() and (need >= 0).all()
+    first = int(np.argmax(need))
+    fac.built[first] = True
+    after = planning.stated_need(model.world, model.scenario, slots)
+    same_site = (fac.kind == fac.kind[first]) & (fac.x == fac.x[first]) & (fac.y == fac.y[first])
+    assert (after[same_site] == 0).all()
+    assert (after <= need + 1e-9).all()

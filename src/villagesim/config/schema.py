@@ -803,6 +803,22 @@ class GovernmentConfig(Section):
         ge=0.0,
         le=1e7,
     )
+    digital_training_cost_per_trainee: float = param(
+        200.0,
+        "RMB per trainee",
+        "assumption",
+        "Cost of a digital-skills course (数字技能培训) for one elder, paid from the platform's budget use.",
+        ge=0.0,
+        le=1e5,
+    )
+    digital_training_success: float = param(
+        0.6,
+        "share of trainees",
+        "assumption",
+        "Trainees who can use the platform on their own after the course.",
+        ge=0.0,
+        le=1.0,
+    )
     alarm_cost_per_year: float = param(
         300.0, "RMB per alarm per year", "assumption", "Cost of a wearable alarm and its service.", ge=0.0, le=1e5
     )
@@ -878,6 +894,15 @@ class FacilitiesConfig(Section):
     )
     manager_quit_rate: float = param(0.4, "per year", "assumption", "Rate at which unpaid managers give up.", ge=0.0, le=52.0)
     reach_km: float = param(1.0, "km", "assumption", "Elders within this distance use a facility.", gt=0.0, le=50.0)
+    idle_discouragement: float = param(
+        0.0,
+        "share of trust per week",
+        "assumption",
+        "Trust lost each week by elders within reach_km of a built but idle facility "
+        "(消磨了老年人参与互助养老的积极性); 0 = off.",
+        ge=0.0,
+        le=1.0,
+    )
 
 
 class NGOConfig(Section):
@@ -1071,6 +1096,24 @@ class PolicyConfig(Section):
         "Money of uses with nothing to pay for under the current levers: re-split over the other "
         "uses in proportion to their shares (today's practice), or held unspent by its use.",
         label="Money of unused uses",
+    )
+    participatory_planning: bool = param(
+        False,
+        "switch",
+        "assumption",
+        "Participatory planning: facilities are built where elders' stated needs are (kind and "
+        "site, most need per RMB first) instead of by the top-down rule of the evaluation regime.",
+        label="Participatory planning",
+    )
+    digital_training: float = param(
+        0.0,
+        "trainees per 1000 elders per year",
+        "assumption",
+        "Digital-skills training (数字技能培训) for elders without a smartphone, those without a "
+        "family proxy first; paid per trainee from the platform's budget use.",
+        ge=0.0,
+        le=1000.0,
+        label="Digital-skills training",
     )
     split: BudgetSplitConfig = Field(default_factory=BudgetSplitConfig)
     time_bank: TimeBankConfig = Field(default_factory=TimeBankConfig)

@@ -161,6 +161,15 @@ RATIOS: tuple[Ratio, ...] = (
         "Matched over requests, elders without digital access.",
     ),
     Ratio(
+        "digital_access_share",
+        "_elders_digital_access",
+        "elders",
+        0.0,
+        "share (0-1)",
+        "Elders with digital access",
+        "Resident elders who can use the platform on their own or through a family proxy, over elders.",
+    ),
+    Ratio(
         "redemption_success_rate",
         "_redemptions_ok",
         "redemptions",

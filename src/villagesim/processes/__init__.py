@@ -13,6 +13,7 @@ reads as ODD §3:
 4. ``family``: family care first;
 5. ``asking``: who asks for help;
 6. ``volunteering``: who volunteers this week;
+6b. ``digital``: digital-skills training of elders without a smartphone;
 7. ``matching``: committee, platform and time-bank redemptions match requests to helpers;
 8. ``ngo``: purchased NGO care;
 9. ``facilities``: happiness homes, mutual-aid points, canteens;
@@ -28,6 +29,7 @@ from villagesim.processes import (
     asking,
     budget,
     demography,
+    digital,
     facilities,
     family,
     finance,
@@ -51,6 +53,7 @@ STEP: tuple[Process, ...] = tuple(
         family,
         asking,
         volunteering,
+        digital,
         matching,
         ngo,
         facilities,

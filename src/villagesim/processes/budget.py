@@ -42,6 +42,7 @@ import numpy as np
 
 from villagesim.config.schema import Scenario
 from villagesim.constants import WEEKS_PER_YEAR
+from villagesim.processes import planning
 from villagesim.processes.base import Output, Process
 from villagesim.processes.week import Week
 from villagesim.state.institutions import BUDGET_USES, active_uses
@@ -220,11 +221,12 @@ def _build(world: World, scenario: Scenario, step: int) -> None:
     candidates = np.flatnonzero(~fac.built)
     elders = np.bincount(world.persons.village[world.persons.age >= 60], minlength=n_v)
     count = scenario.policy.evaluation_regime == "count"
-    if count:  # more facilities to count: the cheapest first
-        order = np.lexsort((-elders[fac.village[candidates]], cost[candidates]))
+    if scenario.policy.participatory_planning:  # what elders say they need, where (planning.py)
+        candidates = planning.participatory_order(world, scenario, candidates, cost)
+    elif count:  # more facilities to count: the cheapest first
+        candidates = candidates[np.lexsort((-elders[fac.village[candidates]], cost[candidates]))]
     else:  # happiness homes first, where most elders live
-        order = np.lexsort((-elders[fac.village[candidates]], fac.kind[candidates]))
-    candidates = candidates[order]
+        candidates = candidates[np.lexsort((-elders[fac.village[candidates]], fac.kind[candidates]))]
     if count:
         new = candidates[np.cumsum(cost[candidates]) <= pool]
     else:

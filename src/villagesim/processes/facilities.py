@@ -4,7 +4,7 @@ Reads: ``world.institutions.facilities`` (built, balance, manager), ``week.elder
 ``week.remaining``, ``awareness``, ``care_level``, household map; ``[facilities]``;
 levers ``party_mobilisation``, ``evaluation_regime``.
 Writes: facilities' ``manager``, ``operating``, ``balance`` (running costs paid),
-``hours_served``; ``week.remaining`` (less what facilities give),
+``hours_served``; ``trust`` of elders near idle facilities; ``week.remaining`` (less what facilities give),
 ``week.met["facility"]``; outputs ``facilities_built/operating/idle`` and
 ``spend_facility_running``.
 
@@ -15,6 +15,10 @@ wage for a whole year (in practice, the first week of a budget year funded in fu
 stays while they cover the rest of the year; otherwise a volunteer or a party member (more likely under party mobilisation)
 takes it on at a yearly rate, faster when the committee is judged on service quality,
 and unpaid managers give up at ``manager_quit_rate``.
+
+Idle facilities discourage (消磨了老年人参与互助养老的积极性): resident elders within ``reach_km``
+of a built but idle facility of their village lose the share ``idle_discouragement`` of their
+trust each week (:func:`discourage`, before the trust process).
 
 Service: each elder uses the nearest operating facility of each kind within ``reach_km``
 (same village) with probability equal to their awareness of mutual aid. Happiness homes
@@ -469,6 +473,33 @@ def _running_costs(village, kind, built, operating, manager, balance, running_co
     return cost, per_village
 
 
+def discourage(world: World, scenario: Scenario, week: Week) -> None:
+    """Idle facilities discourage (消磨了老年人参与互助养老的积极性): each resident elder whose
+    home lies within ``reach_km`` of a built but idle facility of their village loses the
+    share ``idle_discouragement`` of their trust this week (once, however many idle
+    facilities stand near). Runs before the trust process, which then moves trust as usual."""
+    rate = scenario.facilities.idle_discouragement
+    fac = world.institutions.facilities
+    idle = np.flatnonzero(fac.built & ~fac.operating)
+    elders = week.elders
+    if rate <= 0 or len(idle) == 0 or len(elders) == 0:
+        return
+    p = world.persons
+    hh = world.households
+    idle = idle[np.argsort(fac.village[idle], kind="stable")]
+    slot = rank_within(fac.village[idle])
+    table = np.full((len(world.villages), int(slot.max()) + 1), -1, dtype=np.int64)
+    table[fac.village[idle], slot] = idle
+    cand = table[p.village[elders]]  # elders x slots
+    valid = cand >= 0
+    safe = np.where(valid, cand, 0)
+    home = p.household[elders]
+    dist = np.hypot(hh.x[home][:, None] - fac.x[safe], hh.y[home][:, None] - fac.y[safe])
+    near = (valid & (dist <= scenario.facilities.reach_km)).any(axis=1)
+    hit = elders[near]
+    p.trust[hit] = (p.trust[hit] * (1.0 - rate)).astype(p.trust.dtype)
+
+
 def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) -> None:
     fac = world.institutions.facilities
     cfg = scenario.facilities
@@ -484,6 +515,7 @@ def run(world: World, scenario: Scenario, rng: np.random.Generator, week: Week) 
         return
     staff(fac, scenario, rng, week.step)
     week.add_met("facility", serve(world, scenario, rng, week))
+    discourage(world, scenario, week)
     # running costs of the week, from each facility's own balance
     cost, per_village = _running_costs(
         fac.village,
@@ -511,11 +543,13 @@ PROCESS = Process(
         "persons.awareness",
         "persons.care_level",
         "persons.household",
+        "persons.village",
+        "persons.trust",
         "households.x",
         "households.y",
         "scenario.facilities",
     ),
-    writes=("institutions.facilities", "institutions.treasury", "week.remaining", "week.met.facility"),
+    writes=("institutions.facilities", "institutions.treasury", "week.remaining", "week.met.facility", "persons.trust"),
     outputs=(
         Output("facilities_built", "facilities", "Facilities built", "Happiness homes, mutual-aid points and canteens standing."),
         Output(

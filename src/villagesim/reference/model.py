@@ -99,6 +99,8 @@ UNSUPPORTED_LEVERS: dict[str, Any] = {
     "policy.platform.enabled": False,
     "policy.ngo_purchase_budget": 0.0,
     "behaviour.accident_rate_per_hour": 0.0,  # accidents, disputes, quits and fear are the core's alone
+    "policy.digital_training": 0.0,
+    "policy.participatory_planning": False,
 }
 """Levers the reference does not model yet, with the only value it accepts."""
 

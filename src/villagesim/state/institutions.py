@@ -171,7 +171,7 @@ def active_uses(scenario: Scenario) -> np.ndarray:
         "subsidies": subsidies,
         "ngo": scenario.ngo.count > 0,
         "publicity": pol.publicity > 0,
-        "platform": pol.platform.enabled,
+        "platform": pol.platform.enabled or pol.digital_training > 0,
     }
     return np.array([flags[u] for u in BUDGET_USES], dtype=bool)
 
