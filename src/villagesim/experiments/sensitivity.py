@@ -109,7 +109,7 @@ class Setting:
 
 
 SETTINGS = {
-    "full": Setting("full", 1, 300, 104, 52, 6, 4, 32, 10),
+    "full": Setting("full", 1, 1000, 104, 52, 8, 4, 32, 10),  # the baseline village, 2 years
     # the test's: sourced parameters stay at their values (fewer factors, a run of a minute)
     "quick": Setting("quick", 1, 100, 52, 26, 2, 4, 4, 3, rel_sourced=0.0, noise_replicates=3),
 }
