@@ -1,4 +1,4 @@
-"""Subcommands ``compare``, ``sweep`` and ``analyze`` of the ``villagesim`` command line."""
+"""Subcommands ``compare``, ``sweep``, ``analyze`` and ``sensitivity`` of the ``villagesim`` command line."""
 
 from __future__ import annotations
 
@@ -98,6 +98,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--direction", choices=["above", "below"], help="side of the threshold (default above)")
     p.add_argument("--min-density", type=float, default=0.8, help="PRIM: least share of cases in the chosen box (default 0.8)")
     p.set_defaults(func=cmd_analyze)
+
+    register_sensitivity(sub)
 
 
 # --------------------------------------------------------------------- compare
@@ -303,4 +305,47 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     for note in a.notes:
         print(f"  note: {note}")
     print(f"results in {a.folder}/")
+    return 0
+
+
+# --------------------------------------------------------------------- sensitivity
+def register_sensitivity(sub: argparse._SubParsersAction) -> None:
+    """Add ``sensitivity`` to the ``villagesim`` parser."""
+    p = sub.add_parser(
+        "sensitivity",
+        help="the published sensitivity analysis: Morris over every uncertain parameter, Sobol on the strongest",
+        description="Screen every uncertain parameter (structural ones included) with Morris elementary effects, "
+        "then compute Sobol indices on the strongest, for unmet need share, matched requests and the effects of "
+        "the time bank and the platform against the baseline; write OUT/sensitivity.md, OUT/figures/sensitivity_*.png "
+        "and OUT/sensitivity/*.csv.",
+    )
+    p.add_argument("--out", default="docs", help="folder of the report (default docs)")
+    p.add_argument("--scenarios", default="scenarios", help="folder with baseline.toml, time_bank.toml, platform.toml")
+    p.add_argument("--quick", action="store_true", help="a small version: 1 village of ~100, 1 year, 2 trajectories")
+    p.add_argument("--seed", type=int, help="seed of every run and design (default: the baseline's run.seed)")
+    p.add_argument("--workers", type=int, default=1, help="processes running the runs (default 1: serial)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_sensitivity)
+
+
+def cmd_sensitivity(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from villagesim.experiments.sensitivity import SETTINGS, run_sensitivity, write_report
+
+    if args.workers < 1:
+        raise VillagesimError("--workers must be at least 1")
+    if args.seed is not None and args.seed < 0:
+        raise VillagesimError("--seed must be 0 or more")
+    setting = SETTINGS["quick" if args.quick else "full"]
+    command = "villagesim sensitivity" + (" --quick" if args.quick else "") + f" --out {args.out}"
+    if args.seed is not None:
+        command += f" --seed {args.seed}"
+    with tqdm(unit="run", desc="sensitivity", disable=args.quiet or None, file=sys.stderr) as bar:
+        result = run_sensitivity(args.scenarios, setting, seed=args.seed, workers=args.workers, progress=bar.update)
+    doc = write_report(result, args.out, command)
+    print(f"{len(result.factors)} factors screened, Sobol on {len(result.top)}; {result.runs} runs")
+    for note in result.notes:
+        print(f"  note: {note}")
+    print(f"report in {doc} (figures in {Path(args.out) / 'figures'})")
     return 0
