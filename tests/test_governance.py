@@ -147,7 +147,7 @@ def test_idle_facilities_lower_trust_more_than_operating_ones():
     on = {"facilities.idle_discouragement": IDLE_DISCOURAGEMENT}
     drops = []
     for context in ({}, operating):
-        off_ts = series(scenario(**SMALL, **context), 6, 104)
+        off_ts = series(scenario(**SMALL, **context, **{"facilities.idle_discouragement": 0.0}), 6, 104)
         on_ts = series(scenario(**SMALL, **context, **on), 6, 104)
         drops.append(per_replicate(off_ts, "mean_trust", 52) - per_replicate(on_ts, "mean_trust", 52))
         if not context:

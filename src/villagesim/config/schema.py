@@ -895,11 +895,12 @@ class FacilitiesConfig(Section):
     manager_quit_rate: float = param(0.4, "per year", "assumption", "Rate at which unpaid managers give up.", ge=0.0, le=52.0)
     reach_km: float = param(1.0, "km", "assumption", "Elders within this distance use a facility.", gt=0.0, le=50.0)
     idle_discouragement: float = param(
-        0.0,
+        0.005,
         "share of trust per week",
         "assumption",
         "Trust lost each week by elders within reach_km of a built but idle facility "
-        "(消磨了老年人参与互助养老的积极性); 0 = off.",
+        "(消磨了老年人参与互助养老的积极性; 0.005: about a tenth of trust lost in a year "
+        "beside an idle building); 0 = off.",
         ge=0.0,
         le=1.0,
     )
