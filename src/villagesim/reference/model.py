@@ -113,6 +113,7 @@ GOVERNANCE_INERT: dict[str, Any] = {
     "policy.split.subsidies": 0.5,
     "policy.split.publicity": 0.5,
     "facilities.initial_coverage": [0.0, 0.0, 0.0],
+    "facilities.idle_discouragement": 0.0,  # buildings the adaptive split puts up never open here
     "ngo.count": 0,
 }
 """Overrides under which the core's money and institutions are inert: no facilities, no NGOs,
