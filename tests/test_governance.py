@@ -401,6 +401,7 @@ def test_intervention_leaves_earlier_steps_identical():
         "time_bank",
         "time_bank_untrusted",
         "quality_kpi",
+        "feedback",
         "ngo_purchase",
         "publicity",
         "party_mobilisation",
