@@ -285,8 +285,13 @@ LEVER_CONTEXT = {
     "policy.ngo_purchase_budget": {"policy.ngo_price_per_hour": 120.0},
     "policy.split.ngo": {"policy.ngo_purchase_budget": 100000.0, "policy.ngo_price_per_hour": 120.0},
     "policy.split.platform": {"policy.platform.enabled": True},
-    # feedback acts through the yearly budget decision of a quality-judged government
-    "policy.feedback_mechanism": {"policy.evaluation_regime": "quality", "run.steps": 110},
+    # feedback acts through the yearly budget decision: villages sharing a budget too small to
+    # fund every facility, so which ones the government knows of matters (the count regime)
+    "policy.feedback_mechanism": {
+        "run.steps": 156,
+        "population.villages": 8,
+        "policy.budget": 60000.0,
+    },
     # money left at the first year's end is carried into the second
     "policy.unspent_funds": {"run.steps": 110},
 }
