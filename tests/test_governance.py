@@ -94,9 +94,9 @@ def test_feedback_raises_the_quality_regimes_advantage():
     """Eight villages sharing a tight budget (60,000 RMB/yr), 5 years, 8 paired replicates:
     the quality regime's advantage over the count regime in met hours (and its lead in
     unmet need share) is larger with a working feedback channel (feedback_mechanism 1) than
-    without (0). Measured: difference-in-differences of met hours 14.0 h/week, 95% CI
-    (6.7, 21.4); of the unmet share -0.0054 (-0.0082, -0.0025). With reports ignored both
-    are exactly 0."""
+    without (0). Measured: difference-in-differences of met hours 14.5 h/week, 95% CI
+    (6.9, 22.2); of the unmet share -0.0055 (-0.0085, -0.0025). With reports ignored (never
+    delivered) both are exactly 0 and the test fails."""
     arms = {}
     for regime in ("count", "quality"):
         for fm in (0.0, 1.0):

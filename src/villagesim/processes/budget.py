@@ -40,7 +40,8 @@ Runs in the last week of each budget year (and once at the start, for year 0):
    budget can also run next year. The rest of the pool stays unspent until the year's end.
 4. **Running funds.** Under *count* spread over the known facilities in proportion to
    their yearly cost (a little for each); under *quality* each known facility is funded in
-   full, the most used per RMB by the reports first, until the pool runs out.
+   full, the best value by the reports first (hours served per RMB times the village's
+   reported satisfaction), until the pool runs out.
 5. **Leftover.** Running money left (and under *quality* building money no facility could
    use) is not left to lapse because reports are missing: it goes to the built facilities
    the government has no report of, in proportion to their unfunded yearly cost; what is
@@ -451,10 +452,12 @@ def _fund_running(world: World, scenario: Scenario, known: np.ndarray) -> None:
             return
         grant = need * min(1.0, pool / need.sum())
     else:
-        # in full, the most used per RMB by the received reports first (new ones, with no
-        # report of their use yet, first of all)
+        # in full, the best value by the received reports first: hours served per RMB times
+        # the reported satisfaction of the village's elders (new ones, with no report of
+        # their use yet, first of all)
         target = np.flatnonzero(known & fac.built)
-        use = inst.received.use_per_facility[target] / np.maximum(need[target], 1e-9)
+        sat = inst.received.satisfaction[fac.village[target]]
+        use = inst.received.use_per_facility[target] / np.maximum(need[target], 1e-9) * np.where(np.isnan(sat), 1.0, sat)
         target = target[np.argsort(-np.where(np.isnan(use), np.inf, use), kind="stable")]
         fits = np.cumsum(need[target]) <= pool
         grant = np.zeros(len(fac))
