@@ -69,6 +69,50 @@ def test_count_kpi_builds_more_idles_more_serves_less_than_quality():
     assert_positive(per_replicate(quality, "service_hours", 52) - per_replicate(count, "service_hours", 52), "service")
 
 
+FEEDBACK_COMMON = {
+    "population.villages": 8,
+    "population.residents_per_village": 400,
+    "policy.budget": 60000.0,
+    "policy.allocation": "adaptive",
+}
+
+
+@pytest.mark.parametrize("regime", ["count", "quality"])
+def test_feedback_changes_the_run_in_both_regimes(regime):
+    """Reports reach the government late, lost or noisy unless the feedback mechanism
+    works, in both regimes: the run differs between feedback_mechanism 0 and 1."""
+    runs = [
+        series(scenario(**FEEDBACK_COMMON, **{"policy.evaluation_regime": regime, "policy.feedback_mechanism": fm}), 1, 156)
+        for fm in (0.0, 1.0)
+    ]
+    cols = ["met_hours_facility", "facilities_idle", "spend_facility_running"]
+    assert not np.allclose(runs[0][cols].to_numpy(), runs[1][cols].to_numpy())
+
+
+@pytest.mark.slow
+def test_feedback_raises_the_quality_regimes_advantage():
+    """Eight villages sharing a tight budget (60,000 RMB/yr), 5 years, 8 paired replicates:
+    the quality regime's advantage over the count regime in met hours (and its lead in
+    unmet need share) is larger with a working feedback channel (feedback_mechanism 1) than
+    without (0). Measured: difference-in-differences of met hours 14.5 h/week, 95% CI
+    (6.9, 22.2); of the unmet share -0.0055 (-0.0085, -0.0025). With reports ignored (never
+    delivered) both are exactly 0 and the test fails."""
+    arms = {}
+    for regime in ("count", "quality"):
+        for fm in (0.0, 1.0):
+            s = scenario(**FEEDBACK_COMMON, **{"policy.evaluation_regime": regime, "policy.feedback_mechanism": fm})
+            ts = series(s, 8, 260)
+            ts["met"] = ts[[c for c in ts if c.startswith("met_hours_")]].sum(axis=1)
+            ts["unmet_share"] = ts["unmet_hours"] / ts["need_hours"]
+            arms[regime, fm] = ts
+
+    def advantage(column: str, fm: float) -> np.ndarray:
+        return per_replicate(arms["quality", fm], column, 52) - per_replicate(arms["count", fm], column, 52)
+
+    assert_positive(advantage("met", 1.0) - advantage("met", 0.0), "feedback raises quality's lead in met hours")
+    assert_positive(advantage("unmet_share", 0.0) - advantage("unmet_share", 1.0), "feedback lowers quality's unmet share")
+
+
 @pytest.mark.slow
 def test_time_bank_raises_volunteering_only_while_redemption_is_trusted():
     """Years 3-5, 6 replicates: a reliable time bank raises active volunteers by more than
@@ -341,8 +385,13 @@ LEVER_CONTEXT = {
     "policy.ngo_purchase_budget": {"policy.ngo_price_per_hour": 120.0},
     "policy.split.ngo": {"policy.ngo_purchase_budget": 100000.0, "policy.ngo_price_per_hour": 120.0},
     "policy.split.platform": {"policy.platform.enabled": True},
-    # feedback acts through the yearly budget decision of a quality-judged government
-    "policy.feedback_mechanism": {"policy.evaluation_regime": "quality", "run.steps": 110},
+    # feedback acts through the yearly budget decision: villages sharing a budget too small to
+    # fund every facility, so which ones the government knows of matters (the count regime)
+    "policy.feedback_mechanism": {
+        "run.steps": 156,
+        "population.villages": 8,
+        "policy.budget": 60000.0,
+    },
     # what and where to build is a choice where villages share the budget
     "policy.participatory_planning": {"population.villages": 4},
     # money left at the first year's end is carried into the second
@@ -465,6 +514,7 @@ def test_intervention_leaves_earlier_steps_identical():
         "time_bank",
         "time_bank_untrusted",
         "quality_kpi",
+        "feedback",
         "ngo_purchase",
         "publicity",
         "party_mobilisation",

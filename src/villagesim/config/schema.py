@@ -779,10 +779,31 @@ class GovernmentConfig(Section):
         "off: it stays unspent.",
     )
     feedback_delay_max_years: int = param(
-        2, "years", "assumption", "Delay of feedback to government without any feedback mechanism.", ge=0, le=10
+        2,
+        "years",
+        "assumption",
+        "Delay of the villages' yearly reports to the government without any feedback mechanism "
+        "(times 1 - feedback_mechanism, rounded).",
+        ge=0,
+        le=10,
     )
     feedback_loss_max: float = param(
-        0.5, "share", "assumption", "Share of idle facilities never reported without any feedback mechanism.", ge=0.0, le=1.0
+        0.5,
+        "probability per village report",
+        "assumption",
+        "Chance that a village's yearly report never reaches the government without any feedback "
+        "mechanism (times 1 - feedback_mechanism).",
+        ge=0.0,
+        le=1.0,
+    )
+    feedback_noise_max: float = param(
+        0.3,
+        "relative sd",
+        "assumption",
+        "Relative error of the reported met need, satisfaction and facility use without any feedback "
+        "mechanism (times 1 - feedback_mechanism); facility counts are reported exactly.",
+        ge=0.0,
+        le=2.0,
     )
     paid_care_price_per_hour: float = param(
         25.0,

@@ -65,6 +65,37 @@ class Treasury:
 
 
 @dataclass
+class VillageReports:
+    """Yearly reports of the village committees to the government, one row per village:
+    filed at the budget year's end, received ``delay`` years later unless lost (budget
+    process). ``step`` is the step each village's report was filed in (-1: none yet)."""
+
+    step: np.ndarray  # int64 per village
+    facilities_built: np.ndarray  # float64: facilities standing (count regime)
+    facilities_operating: np.ndarray  # float64: of which used in the year
+    met_share: np.ndarray  # float64: share of elders' need hours met (quality regime)
+    satisfaction: np.ndarray  # float64: mean satisfaction of elders with need
+    use_per_facility: np.ndarray  # float64 per facility slot: hours served in the year
+    lost: np.ndarray | None = None  # bool per village: never arrives (drawn when filed)
+
+    def copy(self) -> VillageReports:
+        return VillageReports(
+            *(
+                None if a is None else a.copy()
+                for a in (
+                    self.step,
+                    self.facilities_built,
+                    self.facilities_operating,
+                    self.met_share,
+                    self.satisfaction,
+                    self.use_per_facility,
+                    self.lost,
+                )
+            )
+        )
+
+
+@dataclass
 class Institutions:
     """Everything the institutions hold."""
 
@@ -72,6 +103,11 @@ class Institutions:
     facilities: Facilities
     ngo_enters: np.ndarray  # bool per village: an NGO would serve it at the contract price
     reports: list[dict[str, float]] = field(default_factory=list)  # yearly feedback, oldest first
+    # the report channel (budget process): what each village files, what the government has received
+    year_need: np.ndarray | None = None  # per village: elders' need hours this budget year
+    year_unmet: np.ndarray | None = None  # per village: of which unmet
+    in_transit: list[VillageReports] = field(default_factory=list)  # filed, not yet delivered
+    received: VillageReports | None = None  # per village, the last report received (prior before any)
     tb_village_success: np.ndarray | None = None  # float per village: recent redemption success (EMA)
     tb_credited: float = 0.0  # cumulative credit-hours issued
     tb_redeemed: float = 0.0
