@@ -312,7 +312,7 @@ class HealthConfig(Section):
         fixed=True,
     )
     onset_rate_by_band: list[Share] = param(
-        [0.0251, 0.032, 0.1507],
+        [0.0251, 0.032, 0.1508],
         "per year, per band 60-69, 70-79, 80+",
         "adl_incidence_65plus; disability_adl_age_60_69; disability_adl_age_70_79; disability_adl_age_80plus",
         "Annual probability of moving from care level 0 to 1.",
@@ -510,7 +510,7 @@ class BehaviourConfig(Section):
 
     # asking for help (logit scale)
     ask_intercept: float = param(
-        -2.57,
+        -2.56,
         "logit",
         "assumption; rural_elders_participating_in_mutual_aid",
         "Baseline log-odds of asking for help with unmet need.",
@@ -528,7 +528,7 @@ class BehaviourConfig(Section):
     )
     # volunteering (logit scale)
     volunteer_intercept: float = param(
-        -2.64, "logit", "rural_elders_participating_in_mutual_aid", "Baseline log-odds of volunteering in a week.", ge=-20, le=20
+        -2.65, "logit", "rural_elders_participating_in_mutual_aid", "Baseline log-odds of volunteering in a week.", ge=-20, le=20
     )
     volunteer_altruism: float = param(3.0, "logit per unit altruism", "assumption", "Effect of altruism.", ge=-20, le=20)
     volunteer_incentive: float = param(
