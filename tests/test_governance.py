@@ -534,16 +534,22 @@ def test_shipped_policy_scenarios_extend_baseline_and_ask_a_question(name):
     assert len(model.timeseries()) == 8
 
 
-def test_a_lever_whose_money_ran_out_is_funded_again_next_year():
-    """Mid-year the platform gets only the unspent money and stops when it runs out; the next
-    budget year funds it again (the budget follows the intended levers, not this week's)."""
-    model = VillageModel(scenario("platform"), steps=160)
-    for _ in range(160):
-        model.step()
-    spend = model.timeseries().set_index("step")["spend_platform"]
-    assert spend.loc[53] > 0  # launched at week 53 with the re-split money
-    assert (spend.loc[54:104] == 0).any()  # ... which runs out before the year ends
-    assert (spend.loc[105:160] > 0).all()  # funded again for the whole next year
+def test_a_lever_launched_mid_year_is_funded_by_the_next_budget_year():
+    """The platform launches at week 53. Under ``inactive_uses = "resplit"`` the year's money
+    of uses with nothing to pay for was re-split at the year's start and the reports left
+    none idle, so the launch finds no unspent money: unpaid (and reported so) until the next
+    budget year, which funds it every week. Under ``"hold"`` its own share waited for it and
+    pays it from the launch (the budget follows the intended levers, not this week's)."""
+    spends = {}
+    for rule in ("resplit", "hold"):
+        model = VillageModel(scenario("platform", **{"policy.inactive_uses": rule}), steps=160)
+        for _ in range(160):
+            model.step()
+        spends[rule] = model.timeseries().set_index("step")["spend_platform"]
+    resplit, hold = spends["resplit"], spends["hold"]
+    assert (resplit.loc[53:104] == 0).all()  # launched with nothing left to pay it
+    assert (resplit.loc[105:160] > 0).all()  # funded again for the whole next year
+    assert (hold.loc[53:160] > 0).all()  # its own share held for it
 
 
 @pytest.mark.slow
