@@ -87,13 +87,14 @@ def test_same_seed_same_numbers(report: Path):
     """The first Morris points, drawn and run again from the same seed, give the stored answers."""
     from SALib.sample import morris as morris_sample
 
-    from villagesim.experiments.sensitivity import SETTINGS, _problem, evaluate, load_arms, screen_factors
+    from villagesim.experiments.analysis import unit_problem
+    from villagesim.experiments.sensitivity import SETTINGS, evaluate, load_arms, screen_factors
 
     setting = SETTINGS["quick"]
     arms = load_arms(SCENARIOS, setting)
     factors, _ = screen_factors(arms.baseline, rel_sourced=setting.rel_sourced)
     unit = morris_sample.sample(
-        _problem([f.path for f in factors]), setting.trajectories, num_levels=setting.levels, seed=arms.baseline.run.seed
+        unit_problem([f.path for f in factors]), setting.trajectories, num_levels=setting.levels, seed=arms.baseline.run.seed
     )
     again = evaluate(arms, factors, unit[:2], setting)
     stored = pd.read_csv(report / "sensitivity" / "morris_points.csv").head(2)

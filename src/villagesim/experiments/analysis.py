@@ -324,41 +324,9 @@ def sensitivity(store: SweepStore, table: pd.DataFrame, info: dict[str, Any]) ->
             if np.ptp(y) == 0:
                 notes.append(f"{o} does not vary over the design; no indices")
                 continue
-            if kind == "sobol":
-                from SALib.analyze import sobol
-
-                res = sobol.analyze(problem, y, calc_second_order=False, conf_level=0.95, seed=int(info["design_seed"]))
-                for i, name in enumerate(problem["names"]):
-                    rows.append(
-                        {
-                            "outcome": o,
-                            "parameter": name,
-                            "method": "sobol",
-                            "S1": res["S1"][i],
-                            "S1_conf": res["S1_conf"][i],
-                            "ST": res["ST"][i],
-                            "ST_conf": res["ST_conf"][i],
-                        }
-                    )
-            else:
-                from SALib.analyze import morris
-
-                unit = np.load(store.folder / "design_unit.npy")
-                res = morris.analyze(
-                    problem, unit, y, conf_level=0.95, num_levels=int(info["levels"]), seed=int(info["design_seed"])
-                )
-                for i, name in enumerate(problem["names"]):
-                    rows.append(
-                        {
-                            "outcome": o,
-                            "parameter": name,
-                            "method": "morris",
-                            "mu": res["mu"][i],
-                            "mu_star": res["mu_star"][i],
-                            "mu_star_conf": res["mu_star_conf"][i],
-                            "sigma": res["sigma"][i],
-                        }
-                    )
+            unit = np.load(store.folder / "design_unit.npy") if kind == "morris" else None
+            for row in salib_indices(kind, problem, y, int(info["design_seed"]), unit, int(info.get("levels") or 0)):
+                rows.append({"outcome": o, "parameter": row["parameter"], "method": kind, **row})
     for o in info["outcomes"]:
         for name in paths:
             rows.append({"outcome": o, "parameter": name, "method": "eta2", "eta2": correlation_ratio(table[name], table[o])})
@@ -366,8 +334,38 @@ def sensitivity(store: SweepStore, table: pd.DataFrame, info: dict[str, Any]) ->
 
 
 def _unit_problem(info: dict[str, Any]) -> dict[str, Any]:
-    names = [f["path"] for f in info["factors"] if f["range"]]
+    return unit_problem([f["path"] for f in info["factors"] if f["range"]])
+
+
+def unit_problem(names: list[str]) -> dict[str, Any]:
+    """SALib's problem of these factors in the unit hypercube (designs are sampled there)."""
     return {"num_vars": len(names), "names": names, "bounds": [[0.0, 1.0]] * len(names)}
+
+
+SALIB_COLUMNS = {
+    "sobol": ("S1", "S1_conf", "ST", "ST_conf"),
+    "morris": ("mu", "mu_star", "mu_star_conf", "sigma"),
+}
+"""The indices each SALib method gives per factor, in the order of the tables."""
+
+
+def salib_indices(
+    method: str, problem: dict[str, Any], y: np.ndarray, seed: int, unit: np.ndarray | None = None, levels: int = 0
+) -> list[dict[str, Any]]:
+    """One row per factor of ``problem`` (``parameter`` and the :data:`SALIB_COLUMNS` of
+    ``method``): Sobol S1/ST (first and total order, no second order) or Morris mu, mu*, sigma
+    (of the design points ``unit`` on ``levels`` levels), with bootstrap 95% intervals."""
+    if method == "sobol":
+        from SALib.analyze import sobol
+
+        res = sobol.analyze(problem, y, calc_second_order=False, conf_level=0.95, seed=seed)
+    else:
+        from SALib.analyze import morris
+
+        res = morris.analyze(problem, unit, y, conf_level=0.95, num_levels=levels, seed=seed)
+    return [
+        {"parameter": name, **{k: float(res[k][i]) for k in SALIB_COLUMNS[method]}} for i, name in enumerate(problem["names"])
+    ]
 
 
 def ranking(indices: pd.DataFrame, outcome: str) -> list[str]:

@@ -45,6 +45,7 @@ import pandas as pd
 from villagesim.config.loading import apply_overrides, load_scenario, parse_toml, read_text_file
 from villagesim.config.schema import Scenario
 from villagesim.errors import VillagesimError
+from villagesim.experiments.analysis import salib_indices, unit_problem
 from villagesim.experiments.sweep import RunSpec, run_task
 
 __all__ = [
@@ -451,10 +452,6 @@ def _noise(arms: Arms, setting: Setting) -> dict[str, float]:
     }
 
 
-def _problem(names: list[str]) -> dict[str, Any]:
-    return {"num_vars": len(names), "names": names, "bounds": [[0.0, 1.0]] * len(names)}
-
-
 def run_sensitivity(
     scenarios: str | Path = "scenarios",
     setting: Setting | str = "full",
@@ -477,8 +474,6 @@ def run_sensitivity(
         only: screen only these parameter paths (a smaller screen, for tests).
         progress: called with the number of runs finished.
     """
-    from SALib.analyze import morris as morris_analyze
-    from SALib.analyze import sobol as sobol_analyze
     from SALib.sample import morris as morris_sample
     from SALib.sample import sobol as sobol_sample
 
@@ -502,7 +497,7 @@ def run_sensitivity(
     noise = _noise(arms, setting)
 
     # ---- Morris over every factor
-    problem = _problem(names)
+    problem = unit_problem(names)
     unit = morris_sample.sample(problem, setting.trajectories, num_levels=setting.levels, seed=design_seed)
     ym = evaluate(arms, factors, unit, setting, workers, progress)
     rows = []
@@ -513,18 +508,7 @@ def run_sensitivity(
             for n in names:
                 rows.append({"answer": answer, "parameter": n, "mu": 0.0, "mu_star": 0.0, "mu_star_conf": 0.0, "sigma": 0.0})
             continue
-        res = morris_analyze.analyze(problem, unit, y, conf_level=0.95, num_levels=setting.levels, seed=design_seed)
-        for i, n in enumerate(names):
-            rows.append(
-                {
-                    "answer": answer,
-                    "parameter": n,
-                    "mu": float(res["mu"][i]),
-                    "mu_star": float(res["mu_star"][i]),
-                    "mu_star_conf": float(res["mu_star_conf"][i]),
-                    "sigma": float(res["sigma"][i]),
-                }
-            )
+        rows += [{"answer": answer, **row} for row in salib_indices("morris", problem, y, design_seed, unit, setting.levels)]
     morris = pd.DataFrame(rows)
 
     # ---- the strongest factors: mu* relative to the answer's largest, the best over the answers
@@ -538,7 +522,7 @@ def run_sensitivity(
     ys = pd.DataFrame(columns=list(ANSWERS))
     if len(top) >= 2:
         tfac = [next(f for f in factors if f.path == n) for n in top]
-        sp = _problem(top)
+        sp = unit_problem(top)
         su = sobol_sample.sample(sp, setting.sobol_n, calc_second_order=False, seed=design_seed)
         ys = evaluate(arms, tfac, su, setting, workers, progress)
         for answer in ANSWERS:
@@ -548,18 +532,7 @@ def run_sensitivity(
                 for n in top:
                     srows.append({"answer": answer, "parameter": n, "S1": 0.0, "S1_conf": 0.0, "ST": 0.0, "ST_conf": 0.0})
                 continue
-            res = sobol_analyze.analyze(sp, y, calc_second_order=False, conf_level=0.95, seed=design_seed)
-            for i, n in enumerate(top):
-                srows.append(
-                    {
-                        "answer": answer,
-                        "parameter": n,
-                        "S1": float(res["S1"][i]),
-                        "S1_conf": float(res["S1_conf"][i]),
-                        "ST": float(res["ST"][i]),
-                        "ST_conf": float(res["ST_conf"][i]),
-                    }
-                )
+            srows += [{"answer": answer, **row} for row in salib_indices("sobol", sp, y, design_seed)]
     else:
         notes.append("fewer than two factors have an effect: no Sobol indices")
     sobol = pd.DataFrame(srows, columns=["answer", "parameter", "S1", "S1_conf", "ST", "ST_conf"])
